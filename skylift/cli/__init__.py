@@ -1,0 +1,23 @@
+"""The ``skylift`` command. Each command group lives in its own module and registers itself
+on :data:`skylift.cli.main.cli` when imported here."""
+
+from __future__ import annotations
+
+import importlib
+
+from skylift.cli.main import cli
+
+__all__ = ["cli", "main"]
+
+# One module per concern; each adds its commands to `cli` on import.
+_COMMAND_MODULES = [
+    "skylift.cli.models",
+    "skylift.cli.demo",
+]
+
+for _module in _COMMAND_MODULES:
+    importlib.import_module(_module)
+
+
+def main() -> None:
+    cli(prog_name="skylift")

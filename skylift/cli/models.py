@@ -1,0 +1,155 @@
+"""``skylift train`` and ``skylift models list|describe|promote|rollback``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.table import Table
+
+from skylift.cli.main import CliState, cli, console, pass_state, user_errors
+from skylift.registry import DEFAULT_ALIAS
+
+
+@cli.command()
+@click.option("--data", "data", default=None, help="CSV/Parquet path or s3:// URI (default: [model].training_data).")
+@click.option("--promote/--no-promote", default=False, help="Make the new version the champion.")
+@pass_state
+@user_errors
+def train(state: CliState, data: str | None, promote: bool) -> None:
+    """Run the training entry point, evaluate on a holdout, build the bundle and register it."""
+    from skylift.training import TrainingError, train_and_register
+
+    config = state.config
+    source = data or config.model.training_data
+    if source is None:
+        raise TrainingError("no training data: pass --data or set [model].training_data")
+    if not str(source).startswith("s3://"):
+        source = str(config.resolve_path(str(source)) if data is None else source)
+    registry = state.registry()
+    with console.status(f"training {config.model.name} on {source} ..."):
+        result = train_and_register(config, registry, source, promote=promote)
+    manifest = result.bundle.manifest
+    console.print(
+        f"registered [bold]{manifest.name}[/] version [bold]{manifest.version}[/] "
+        f"in {registry.uri}" + (" and promoted it to champion" if result.promoted else "")
+    )
+    console.print(_metrics_table(manifest.metrics, title="holdout metrics"))
+
+
+@cli.group()
+def models() -> None:
+    """Inspect and move model versions in the registry."""
+
+
+@models.command("list")
+@pass_state
+@user_errors
+def list_models(state: CliState) -> None:
+    """List the registered versions, their metrics and aliases."""
+    registry = state.registry()
+    versions = registry.list_versions()
+    aliases = registry.aliases()
+    by_version: dict[int, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(version, []).append(alias)
+    table = Table(title=f"{registry.name} ({registry.uri})")
+    table.add_column("version", justify="right")
+    table.add_column("created (UTC)")
+    table.add_column("aliases")
+    metric_names = sorted({m for v in versions for m in v.metrics})
+    for name in metric_names:
+        table.add_column(name, justify="right")
+    table.add_column("rows", justify="right")
+    for manifest in versions:
+        table.add_row(
+            str(manifest.version),
+            manifest.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            ", ".join(sorted(by_version.get(manifest.version or 0, []))),
+            *[_fmt(manifest.metrics.get(m)) for m in metric_names],
+            str(manifest.training_data.rows) if manifest.training_data else "",
+        )
+    if not versions:
+        console.print(f"no versions of {registry.name} registered yet in {registry.uri}")
+        return
+    console.print(table)
+
+
+@models.command()
+@click.argument("version", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
+@pass_state
+@user_errors
+def describe(state: CliState, version: str | None, as_json: bool) -> None:
+    """Show one version (a number or an alias; default: champion)."""
+    registry = state.registry()
+    number = _version_or_alias(registry, version or DEFAULT_ALIAS)
+    manifest = registry.describe(number)
+    if as_json:
+        click.echo(manifest.model_dump_json(indent=2, exclude={"baseline"}))
+        return
+    table = Table(title=f"{manifest.name} version {manifest.version}", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    table.add_row("created", manifest.created_at.isoformat())
+    table.add_row("task", manifest.task)
+    table.add_row("target", manifest.target)
+    table.add_row("classes", json.dumps(manifest.classes))
+    table.add_row("sha256", manifest.sha256)
+    table.add_row("runtime", ", ".join(f"{k} {v}" for k, v in manifest.runtime.model_dump().items()))
+    if manifest.training_data:
+        ref = manifest.training_data
+        table.add_row("training data", f"{ref.uri} ({ref.rows} rows, sha256 {ref.sha256[:12]}...)")
+    for name, value in sorted(manifest.metrics.items()):
+        table.add_row(f"metric {name}", _fmt(value))
+    for feature in manifest.feature_schema.features:
+        detail = (
+            f"numeric [{_fmt(feature.min)}, {_fmt(feature.max)}]"
+            if feature.kind == "numeric"
+            else f"categorical ({len(feature.categories)} categories)"
+        )
+        table.add_row(f"feature {feature.name}", detail + (", nullable" if feature.nullable else ""))
+    console.print(table)
+
+
+@models.command()
+@click.argument("version")
+@click.option("--alias", default=DEFAULT_ALIAS, show_default=True)
+@click.option("--reason", default="manual promotion")
+@pass_state
+@user_errors
+def promote(state: CliState, version: str, alias: str, reason: str) -> None:
+    """Point an alias (champion by default) at VERSION."""
+    registry = state.registry()
+    result = registry.promote(_version_or_alias(registry, version), alias, reason=reason, actor="cli")
+    previous = result.history[0].version if result.history else None
+    console.print(f"{registry.name}/{alias}: {previous} -> [bold]{result.version}[/]")
+
+
+@models.command()
+@click.option("--alias", default=DEFAULT_ALIAS, show_default=True)
+@pass_state
+@user_errors
+def rollback(state: CliState, alias: str) -> None:
+    """Point an alias back at the version it named before."""
+    registry = state.registry()
+    before = registry.resolve(alias)
+    result = registry.rollback(alias, actor="cli")
+    console.print(f"{registry.name}/{alias}: {before} -> [bold]{result.version}[/] (rolled back)")
+
+
+def _version_or_alias(registry, text: str) -> int:  # type: ignore[no-untyped-def]
+    return int(text) if text.isdigit() else registry.resolve(text)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _metrics_table(metrics: dict[str, float], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in sorted(metrics.items()):
+        table.add_row(name, _fmt(value))
+    return table

@@ -1,0 +1,336 @@
+"""SkyliftConfig: the one config file that drives the registry, functions, stacks and local stack.
+
+Read from ``skylift.toml`` with environment overrides (``SKYLIFT_<SECTION>__<FIELD>``, e.g.
+``SKYLIFT_STORAGE__BUCKET``). In Lambda the toml ships in the code asset and the stack sets
+``SKYLIFT_CONFIG`` to its path plus overrides for names only known at deploy time (bucket,
+delivery stream). A wrong or missing field raises :class:`ConfigError` naming file and field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from skylift.errors import SkyliftError
+
+__all__ = [
+    "ApiConfig",
+    "BatchConfig",
+    "ConfigError",
+    "DeployConfig",
+    "ModelConfig",
+    "MonitorConfig",
+    "RetrainConfig",
+    "SkyliftConfig",
+    "StorageConfig",
+    "load_config",
+]
+
+CONFIG_ENV_VAR = "SKYLIFT_CONFIG"
+DEFAULT_CONFIG_FILE = "skylift.toml"
+
+_ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+
+class ConfigError(SkyliftError, ValueError):
+    """The config file (or an environment override) is missing, unreadable or invalid."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Section):
+    name: str = Field(description="Model name; the registry key under models/<name>/.")
+    task: Literal["classification", "regression"] = Field(description="Kind of estimator.")
+    target: str = Field(description="Target column in the training data.")
+    id_column: str | None = Field(
+        default=None, description="Column that identifies a row; echoed in predictions."
+    )
+    entry_point: str = Field(
+        description="The user's training function, 'package.module:function', taking a "
+        "DataFrame and returning a fitted-ready scikit-learn estimator or Pipeline."
+    )
+    source_dir: str = Field(
+        default=".",
+        description="Directory (relative to the config file) put on sys.path to import "
+        "the entry point; shipped in the Lambda code asset.",
+    )
+    training_data: str | None = Field(
+        default=None,
+        description="Default training data for `skylift train`: a local path (relative to "
+        "the config file) or an s3:// URI.",
+    )
+    holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+    seed: int = Field(default=42, description="Seed of the deterministic holdout split.")
+
+    @field_validator("entry_point")
+    @classmethod
+    def _entry_point_shape(cls, value: str) -> str:
+        if not _ENTRY_POINT.match(value):
+            raise ValueError(f"must look like 'package.module:function', got {value!r}")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if not _MODEL_NAME.match(value):
+            raise ValueError(
+                "must be 1-63 letters, digits, '-' or '_' and start with a letter or digit"
+            )
+        return value
+
+
+class StorageConfig(_Section):
+    bucket: str = Field(description="S3 bucket holding models and data (one bucket, prefixes).")
+    models_prefix: str = "models/"
+    incoming_prefix: str = "incoming/"
+    predictions_prefix: str = "predictions/"
+    quarantine_prefix: str = "quarantine/"
+    training_prefix: str = "training/"
+    labels_prefix: str = "labels/"
+    capture_prefix: str = "capture/"
+    reports_prefix: str = "reports/"
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_shape(cls, value: str) -> str:
+        if not _BUCKET.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, '.', '-')"
+            )
+        return value
+
+    @field_validator(
+        "models_prefix",
+        "incoming_prefix",
+        "predictions_prefix",
+        "quarantine_prefix",
+        "training_prefix",
+        "labels_prefix",
+        "capture_prefix",
+        "reports_prefix",
+    )
+    @classmethod
+    def _prefix_shape(cls, value: str) -> str:
+        if not value or value.startswith("/") or not value.endswith("/"):
+            raise ValueError(f"must be a non-empty key prefix ending in '/', got {value!r}")
+        return value
+
+
+class ApiConfig(_Section):
+    max_records: int = Field(default=1000, ge=1, description="Most records per request (413).")
+    max_body_bytes: int = Field(
+        default=1_000_000,
+        ge=1024,
+        le=10 * 1024 * 1024,
+        description="Largest request body in bytes (413); API Gateway's own cap is 10 MB.",
+    )
+    model_refresh_seconds: float = Field(
+        default=60.0, ge=0, description="How often the champion alias is re-checked."
+    )
+    capture_sample_rate: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="Share of requests sent to Firehose capture."
+    )
+    capture_stream: str | None = Field(
+        default=None, description="Firehose delivery stream name (set by the stack)."
+    )
+    auth: Literal["api_key", "iam"] = "api_key"
+    throttle_rate: float = Field(default=50.0, gt=0, description="Steady requests per second.")
+    throttle_burst: int = Field(default=100, ge=1)
+    quota_per_day: int | None = Field(default=100_000, ge=1)
+    memory_mb: int = Field(default=1024, ge=128, le=10240)
+    timeout_seconds: int = Field(default=15, ge=1, le=29)
+    reserved_concurrency: int | None = Field(default=None, ge=1)
+    provisioned_concurrency: int | None = Field(default=None, ge=1)
+
+
+class BatchConfig(_Section):
+    chunk_rows: int = Field(default=50_000, ge=1, description="Rows read/scored/written at once.")
+    memory_mb: int = Field(default=2048, ge=128, le=10240)
+    timeout_seconds: int = Field(default=900, ge=10, le=900)
+    max_receive_count: int = Field(
+        default=3, ge=1, le=1000, description="Deliveries before a message goes to the DLQ."
+    )
+    sqs_batch_size: int = Field(default=1, ge=1, le=10)
+
+
+class RetrainConfig(_Section):
+    schedule: str = Field(
+        default="rate(1 day)", description="EventBridge schedule expression for retraining."
+    )
+    enabled: bool = True
+    metric: str = Field(default="roc_auc", description="Metric the challenger must improve.")
+    min_improvement: float = Field(default=0.005, ge=0.0)
+    floor: float = Field(
+        default=0.0, description="A first model is promoted only if its metric clears this."
+    )
+    guard_metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="Metric -> tolerance: how much worse each guard may get (absolute).",
+    )
+    memory_mb: int = Field(default=3008, ge=128, le=10240)
+    timeout_seconds: int = Field(default=900, ge=10, le=900)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_shape(cls, value: str) -> str:
+        if not re.match(r"^(rate|cron)\(.+\)$", value):
+            raise ValueError(f"must be 'rate(...)' or 'cron(...)', got {value!r}")
+        return value
+
+
+class MonitorConfig(_Section):
+    schedule: str = "rate(1 hour)"
+    enabled: bool = True
+    window_hours: float = Field(default=24.0, gt=0)
+    psi_threshold: float = Field(default=0.25, gt=0)
+    publish_drift_event: bool = True
+    retrain_on_drift: bool = False
+    memory_mb: int = Field(default=1024, ge=128, le=10240)
+    timeout_seconds: int = Field(default=300, ge=10, le=900)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_shape(cls, value: str) -> str:
+        if not re.match(r"^(rate|cron)\(.+\)$", value):
+            raise ValueError(f"must be 'rate(...)' or 'cron(...)', got {value!r}")
+        return value
+
+
+class DeployConfig(_Section):
+    stack_prefix: str = "Skylift"
+    python_version: Literal["3.11", "3.12", "3.13"] = "3.12"
+    architecture: Literal["x86_64", "arm64"] = "x86_64"
+    packaging: Literal["layer", "image"] = "layer"
+    alarm_email: str | None = None
+    log_retention_days: int = 30
+
+
+_config_file: ContextVar[Path | None] = ContextVar("skylift_config_file", default=None)
+
+
+class SkyliftConfig(BaseSettings):
+    """Everything skylift needs to know, from one file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SKYLIFT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    model: ModelConfig
+    storage: StorageConfig
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    # Where the file was read from; relative paths in it resolve against its folder.
+    config_path: Path | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Priority: explicit kwargs > environment > the toml file.
+        path = _config_file.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _columns_distinct(self) -> SkyliftConfig:
+        if self.model.id_column and self.model.id_column == self.model.target:
+            raise ValueError("model.id_column and model.target must be different columns")
+        return self
+
+    @property
+    def project_dir(self) -> Path:
+        return self.config_path.parent if self.config_path else Path.cwd()
+
+    def resolve_path(self, relative: str) -> Path:
+        """A path from the config file, resolved against the file's folder."""
+        path = Path(relative)
+        return path if path.is_absolute() else (self.project_dir / path).resolve()
+
+    @property
+    def source_path(self) -> Path:
+        return self.resolve_path(self.model.source_dir)
+
+    def to_env(self) -> dict[str, str]:
+        """Environment overrides that reproduce the deploy-time values of this config."""
+        env = {"SKYLIFT_STORAGE__BUCKET": self.storage.bucket}
+        if self.api.capture_stream:
+            env["SKYLIFT_API__CAPTURE_STREAM"] = self.api.capture_stream
+        return env
+
+
+def _describe_error(path: Path, error: Any) -> str:
+    loc = error.get("loc", ())
+    field = ".".join(str(part) for part in loc) or "(top level)"
+    section, _, rest = field.partition(".")
+    where = f"[{section}].{rest}" if rest else field
+    env_name = "SKYLIFT_" + "__".join(str(part).upper() for part in loc)
+    message = error.get("msg", "invalid")
+    if error.get("type") == "missing":
+        message = "is required but missing"
+    elif error.get("type") == "extra_forbidden":
+        message = "is not a known field (check its spelling and section)"
+    value = error.get("input")
+    shown = (
+        f" (got {value!r})"
+        if error.get("type") not in ("missing",) and not isinstance(value, dict)
+        else ""
+    )
+    return f"{path}: {where} {message}{shown} [env override: {env_name}]"
+
+
+def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> SkyliftConfig:
+    """Read ``skylift.toml`` (explicit path, else ``$SKYLIFT_CONFIG``, else ./skylift.toml).
+
+    Environment variables ``SKYLIFT_<SECTION>__<FIELD>`` override the file; keyword
+    overrides (nested dicts per section) override both.
+    """
+    raw = path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE
+    config_path = Path(raw).expanduser().resolve()
+    if not config_path.is_file():
+        raise ConfigError(
+            f"{config_path}: config file not found (pass --config, set {CONFIG_ENV_VAR}, "
+            f"or run from a folder holding {DEFAULT_CONFIG_FILE})"
+        )
+    import tomllib
+
+    try:
+        with config_path.open("rb") as handle:
+            tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path}: not valid TOML: {exc}") from exc
+    token = _config_file.set(config_path)
+    try:
+        return SkyliftConfig(config_path=config_path, **overrides)
+    except ValidationError as exc:
+        problems = "\n  ".join(_describe_error(config_path, err) for err in exc.errors())
+        raise ConfigError(f"invalid config:\n  {problems}") from exc
+    finally:
+        _config_file.reset(token)

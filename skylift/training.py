@@ -1,0 +1,264 @@
+"""Training: load data, call the user's train(), evaluate on a deterministic holdout, bundle.
+
+``train_candidate`` is the one path from data to a ModelBundle, used by ``skylift train`` and
+by the scheduled retrain; ``train_and_register`` adds the registry (and, on request, promotion).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.model_selection import train_test_split
+
+from skylift import aws
+from skylift.bundle import HoldoutInfo, ModelBundle, TrainingDataRef
+from skylift.config import SkyliftConfig
+from skylift.errors import SkyliftError
+from skylift.profile import BaselineProfile
+from skylift.registry import ModelRegistry
+from skylift.schema import FeatureSchema
+
+__all__ = [
+    "TrainingError",
+    "TrainingResult",
+    "evaluate",
+    "load_entry_point",
+    "read_training_data",
+    "split_holdout",
+    "train_and_register",
+    "train_candidate",
+]
+
+
+class TrainingError(SkyliftError):
+    """Training cannot run: bad entry point, unreadable data, missing target, failed fit."""
+
+
+@dataclass
+class TrainingResult:
+    bundle: ModelBundle
+    holdout: pd.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+    promoted: bool = False
+
+
+# ---- the user's code ---------------------------------------------------------------------------
+
+
+def load_entry_point(config: SkyliftConfig) -> Callable[[pd.DataFrame], Any]:
+    """Import ``package.module:function`` with the config's source_dir on sys.path."""
+    source = str(config.source_path)
+    if source not in sys.path:
+        sys.path.insert(0, source)
+    module_name, _, function_name = config.model.entry_point.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TrainingError(
+            f"[model].entry_point {config.model.entry_point!r}: cannot import {module_name!r} "
+            f"from {source} ({exc})"
+        ) from exc
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise TrainingError(
+            f"[model].entry_point {config.model.entry_point!r}: {module_name} has no "
+            f"function {function_name!r}"
+        )
+    return function  # type: ignore[no-any-return]
+
+
+# ---- data --------------------------------------------------------------------------------------
+
+
+def read_training_data(
+    source: str | Path, *, s3_client: Any | None = None, endpoint_url: str | None = None
+) -> tuple[pd.DataFrame, TrainingDataRef]:
+    """Read a CSV or Parquet file (local path or s3:// URI) and describe it for the manifest."""
+    text = str(source)
+    if text.startswith("s3://"):
+        parsed = urlparse(text)
+        s3 = s3_client or aws.client("s3", endpoint_url=endpoint_url)
+        try:
+            data = s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
+        except Exception as exc:
+            raise TrainingError(f"{text}: cannot read training data ({exc})") from exc
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise TrainingError(f"{path}: training data file not found")
+        data = path.read_bytes()
+    frame = parse_table(data, text)
+    return frame, TrainingDataRef(
+        uri=text, sha256=hashlib.sha256(data).hexdigest(), rows=len(frame)
+    )
+
+
+def parse_table(data: bytes, name: str) -> pd.DataFrame:
+    lowered = name.lower()
+    try:
+        if lowered.endswith((".parquet", ".pq")):
+            return pd.read_parquet(io.BytesIO(data))
+        if lowered.endswith((".csv", ".csv.gz")):
+            return pd.read_csv(
+                io.BytesIO(data), compression="gzip" if lowered.endswith(".gz") else None
+            )
+    except Exception as exc:
+        raise TrainingError(f"{name}: cannot parse training data ({exc})") from exc
+    raise TrainingError(f"{name}: training data must be .csv, .csv.gz or .parquet")
+
+
+def split_holdout(frame: pd.DataFrame, config: SkyliftConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Deterministic train/holdout split (stratified for classification when possible)."""
+    target = frame[config.model.target]
+    stratify = None
+    if config.model.task == "classification" and target.value_counts().min() >= 2:
+        stratify = target
+    train, holdout = train_test_split(
+        frame,
+        test_size=config.model.holdout_fraction,
+        random_state=config.model.seed,
+        stratify=stratify,
+    )
+    return train, holdout
+
+
+# ---- evaluation --------------------------------------------------------------------------------
+
+
+def evaluate(model: Any, features: pd.DataFrame, target: pd.Series, task: str) -> dict[str, float]:
+    """Holdout metrics: accuracy, ROC AUC, F1, log loss (classification); RMSE, MAE, R2."""
+    if task == "classification":
+        predicted = model.predict(features)
+        out = {
+            "accuracy": float(skm.accuracy_score(target, predicted)),
+            "f1_macro": float(skm.f1_score(target, predicted, average="macro")),
+        }
+        if hasattr(model, "predict_proba"):
+            probabilities = model.predict_proba(features)
+            classes = list(model.classes_)
+            try:
+                if len(classes) == 2:
+                    out["roc_auc"] = float(skm.roc_auc_score(target, probabilities[:, 1]))
+                else:
+                    out["roc_auc"] = float(
+                        skm.roc_auc_score(target, probabilities, multi_class="ovr", labels=classes)
+                    )
+                out["log_loss"] = float(skm.log_loss(target, probabilities, labels=classes))
+            except ValueError:
+                pass  # a holdout with one class has no AUC; the other metrics still stand
+        return out
+    predicted = np.asarray(model.predict(features), dtype="float64")
+    return {
+        "rmse": float(np.sqrt(skm.mean_squared_error(target, predicted))),
+        "mae": float(skm.mean_absolute_error(target, predicted)),
+        "r2": float(skm.r2_score(target, predicted)),
+    }
+
+
+# ---- the whole path ----------------------------------------------------------------------------
+
+
+def train_candidate(
+    config: SkyliftConfig,
+    frame: pd.DataFrame,
+    data_ref: TrainingDataRef | None = None,
+    train_fn: Callable[[pd.DataFrame], Any] | None = None,
+) -> TrainingResult:
+    """Split, call the user's train(), evaluate on the holdout, build the bundle."""
+    target = config.model.target
+    if target not in frame.columns:
+        raise TrainingError(
+            f"training data has no target column {target!r} ([model].target); "
+            f"columns: {', '.join(map(str, frame.columns))}"
+        )
+    frame = frame[frame[target].notna()]
+    if len(frame) < 10:
+        raise TrainingError(f"training data has {len(frame)} labelled rows; need at least 10")
+    timings: dict[str, float] = {}
+    train_fn = train_fn or load_entry_point(config)
+    train, holdout = split_holdout(frame, config)
+
+    started = time.perf_counter()
+    try:
+        model = train_fn(train.copy())
+    except Exception as exc:
+        raise TrainingError(
+            f"{config.model.entry_point} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    timings["fit_seconds"] = time.perf_counter() - started
+    if model is None or not hasattr(model, "predict"):
+        raise TrainingError(
+            f"{config.model.entry_point} returned {type(model).__name__}, not a fitted estimator"
+        )
+
+    started = time.perf_counter()
+    schema = FeatureSchema.infer(train, target=target, id_column=config.model.id_column)
+    features = holdout[schema.names]
+    metrics = evaluate(model, features, holdout[target], config.model.task)
+    timings["evaluate_seconds"] = time.perf_counter() - started
+
+    baseline_predictions, kind = _baseline_predictions(
+        model, train[schema.names], config.model.task
+    )
+    baseline = BaselineProfile.from_frame(
+        train, schema, predictions=baseline_predictions, prediction_kind=kind
+    )
+    bundle = ModelBundle.create(
+        model,
+        name=config.model.name,
+        task=config.model.task,
+        target=target,
+        id_column=config.model.id_column,
+        feature_schema=schema,
+        metrics=metrics,
+        training_data=data_ref,
+        holdout=HoldoutInfo(
+            fraction=config.model.holdout_fraction, seed=config.model.seed, rows=len(holdout)
+        ),
+        baseline=baseline,
+        entry_point=config.model.entry_point,
+    )
+    return TrainingResult(bundle=bundle, holdout=holdout, timings=timings)
+
+
+def _baseline_predictions(model: Any, features: pd.DataFrame, task: str) -> tuple[np.ndarray, Any]:
+    """What monitoring compares live predictions with: P(positive) for binary, else labels."""
+    sample = features.iloc[:20_000]
+    if task == "classification" and hasattr(model, "predict_proba"):
+        probabilities = model.predict_proba(sample)
+        if probabilities.shape[1] == 2:
+            return probabilities[:, 1], "numeric"
+        return np.asarray(model.predict(sample)), "categorical"
+    return np.asarray(model.predict(sample), dtype="float64"), "numeric"
+
+
+def train_and_register(
+    config: SkyliftConfig,
+    registry: ModelRegistry,
+    source: str | Path,
+    *,
+    promote: bool = False,
+    actor: str = "skylift train",
+) -> TrainingResult:
+    """Train on ``source``, register the bundle, and promote it to champion when asked."""
+    frame, data_ref = read_training_data(source, s3_client=registry._s3)
+    result = train_candidate(config, frame, data_ref)
+    registry.register(result.bundle, actor=actor)
+    if promote:
+        registry.promote(
+            result.bundle.manifest.version or 0, reason="promoted by " + actor, actor=actor
+        )
+        result.promoted = True
+    return result

@@ -1,0 +1,89 @@
+"""Shared fixtures: fake credentials, the churn example's config, a trained bundle, mocked S3.
+
+Tiers: tests/unit (mock_aws, no sockets), tests/integration (mock_aws, several modules),
+tests/infrastructure (CDK synth), tests/e2e (ThreadedMotoServer on 127.0.0.1, real HTTP).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_DIR = ROOT / "examples" / "churn"
+EVENTS_DIR = ROOT / "events"
+
+# Never let a test reach real AWS: fake credentials and a fixed region for every test.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "skylift-tests",
+        "POWERTOOLS_SERVICE_NAME": "skylift",
+    }
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("SKYLIFT_CONFIG", None)
+if str(EXAMPLE_DIR) not in sys.path:
+    sys.path.insert(0, str(EXAMPLE_DIR))  # the example's churn_model package (pickled pipeline)
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample event from events/ (the real AWS shapes)."""
+    return json.loads((EVENTS_DIR / name).read_text())  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def churn_config():
+    from skylift.config import load_config
+
+    return load_config(EXAMPLE_DIR / "skylift.toml")
+
+
+@pytest.fixture(scope="session")
+def churn_frame():
+    from churn_model.data import generate_churn
+
+    return generate_churn(3000, seed=1)
+
+
+@pytest.fixture(scope="session")
+def churn_bundle(churn_config, churn_frame):
+    """A bundle trained once per session on 3,000 churn rows (not yet registered)."""
+    from skylift.bundle import TrainingDataRef
+    from skylift.training import train_candidate
+
+    result = train_candidate(
+        churn_config, churn_frame, TrainingDataRef(uri="memory://churn", sha256="0" * 64, rows=3000)
+    )
+    return result.bundle
+
+
+@pytest.fixture
+def s3(churn_config) -> Iterator[Any]:
+    """A mocked S3 client with the example's bucket created."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=churn_config.storage.bucket)
+        yield client
+
+
+@pytest.fixture
+def registry(s3, churn_config):
+    from skylift.registry import ModelRegistry
+
+    return ModelRegistry.from_config(churn_config, s3_client=s3)
