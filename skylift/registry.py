@@ -273,6 +273,8 @@ class ModelRegistry:
             raise ConcurrentUpdateError(
                 f"{alias} of {self.name} is {current}, expected {expected_current}"
             )
+        if read.state is not None and current == version:
+            return read.state  # already there: promoting is idempotent, history stays clean
         now = datetime.now(UTC)
         history: list[AliasRecord] = []
         if read.state is not None:

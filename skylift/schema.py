@@ -311,7 +311,7 @@ class FeatureSchema(BaseModel):
                 clean[feature.name] = numbers
             else:
                 text = raw.astype(object).where(~blank, np.nan)
-                text = text.map(lambda v: v if isinstance(v, str) or v is np.nan else str(v))
+                text = text.map(lambda v: v if isinstance(v, str) or pd.isna(v) else str(v))
                 known = self._categories.get(feature.name)
                 if known:
                     unseen = text.notna() & ~text.isin(known)

@@ -87,3 +87,30 @@ def registry(s3, churn_config):
     from skylift.registry import ModelRegistry
 
     return ModelRegistry.from_config(churn_config, s3_client=s3)
+
+
+@pytest.fixture
+def atomic_s3_puts() -> Iterator[None]:
+    """Make moto's conditional PutObject atomic, as S3's is.
+
+    moto checks If-Match / If-None-Match and then stores the object in two steps without a
+    lock, so two threads can both pass the check; S3 does not allow that. Serialising moto's
+    put_object restores S3's semantics without touching the code under test (which still has
+    to send the right conditions for only one writer to win).
+    """
+    import threading
+
+    from moto.s3.responses import S3Response
+
+    original = S3Response.put_object
+    lock = threading.Lock()
+
+    def locked_put_object(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    S3Response.put_object = locked_put_object  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        S3Response.put_object = original  # type: ignore[method-assign]

@@ -46,7 +46,9 @@ def demo(example_dir: Path, rows: int) -> None:
         generate_churn(rows, seed=0).to_csv(data_path, index=False)
         key = f"{config.storage.training_prefix}churn.csv"
         s3.upload_file(str(data_path), config.storage.bucket, key)
-        console.print(f"[bold]2/3[/] generated {rows} churn rows -> s3://{config.storage.bucket}/{key}")
+        console.print(
+            f"[bold]2/3[/] generated {rows} churn rows -> s3://{config.storage.bucket}/{key}"
+        )
         registry = ModelRegistry.from_config(config, s3_client=s3)
         with console.status("training ..."):
             result = train_and_register(

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from skylift.config import SkyliftConfig, load_config
 from skylift.errors import SkyliftError
@@ -57,7 +58,8 @@ def user_errors(function: F) -> F:
         try:
             return function(*args, **kwargs)
         except SkyliftError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            # The message is plain text: "[model].target" must not be read as rich markup.
+            err_console.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]

@@ -12,7 +12,12 @@ from skylift.registry import DEFAULT_ALIAS
 
 
 @cli.command()
-@click.option("--data", "data", default=None, help="CSV/Parquet path or s3:// URI (default: [model].training_data).")
+@click.option(
+    "--data",
+    "data",
+    default=None,
+    help="CSV/Parquet path or s3:// URI (default: [model].training_data).",
+)
 @click.option("--promote/--no-promote", default=False, help="Make the new version the champion.")
 @pass_state
 @user_errors
@@ -96,7 +101,9 @@ def describe(state: CliState, version: str | None, as_json: bool) -> None:
     table.add_row("target", manifest.target)
     table.add_row("classes", json.dumps(manifest.classes))
     table.add_row("sha256", manifest.sha256)
-    table.add_row("runtime", ", ".join(f"{k} {v}" for k, v in manifest.runtime.model_dump().items()))
+    table.add_row(
+        "runtime", ", ".join(f"{k} {v}" for k, v in manifest.runtime.model_dump().items())
+    )
     if manifest.training_data:
         ref = manifest.training_data
         table.add_row("training data", f"{ref.uri} ({ref.rows} rows, sha256 {ref.sha256[:12]}...)")
@@ -108,7 +115,9 @@ def describe(state: CliState, version: str | None, as_json: bool) -> None:
             if feature.kind == "numeric"
             else f"categorical ({len(feature.categories)} categories)"
         )
-        table.add_row(f"feature {feature.name}", detail + (", nullable" if feature.nullable else ""))
+        table.add_row(
+            f"feature {feature.name}", detail + (", nullable" if feature.nullable else "")
+        )
     console.print(table)
 
 
@@ -121,7 +130,9 @@ def describe(state: CliState, version: str | None, as_json: bool) -> None:
 def promote(state: CliState, version: str, alias: str, reason: str) -> None:
     """Point an alias (champion by default) at VERSION."""
     registry = state.registry()
-    result = registry.promote(_version_or_alias(registry, version), alias, reason=reason, actor="cli")
+    result = registry.promote(
+        _version_or_alias(registry, version), alias, reason=reason, actor="cli"
+    )
     previous = result.history[0].version if result.history else None
     console.print(f"{registry.name}/{alias}: {previous} -> [bold]{result.version}[/]")
 

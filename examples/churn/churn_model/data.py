@@ -20,17 +20,24 @@ INTERNET = ["fiber", "dsl", "none"]
 REGIONS = ["north", "south", "east", "west"]
 
 
-def generate_churn(rows: int, seed: int = 0, shift: float = 0.0, dirty: bool = True) -> pd.DataFrame:
+def generate_churn(
+    rows: int, seed: int = 0, shift: float = 0.0, dirty: bool = True
+) -> pd.DataFrame:
     """Return ``rows`` customers. ``shift`` in [0, 1] drifts charges, contracts and calls."""
     rng = np.random.default_rng(seed)
     contract = rng.choice(
         CONTRACTS, size=rows, p=_mix([0.55, 0.25, 0.20], [0.80, 0.12, 0.08], shift)
     )
-    tenure = np.where(
-        contract == "month-to-month",
-        rng.gamma(1.6, 9.0, rows),
-        rng.gamma(3.0, 14.0, rows),
-    ).clip(0, 72).round().astype(int)
+    tenure = (
+        np.where(
+            contract == "month-to-month",
+            rng.gamma(1.6, 9.0, rows),
+            rng.gamma(3.0, 14.0, rows),
+        )
+        .clip(0, 72)
+        .round()
+        .astype(int)
+    )
     internet = rng.choice(INTERNET, size=rows, p=[0.45, 0.35, 0.20])
     base = np.select([internet == "fiber", internet == "dsl"], [75.0, 50.0], 22.0)
     monthly = (base * (1.0 + 0.6 * shift) + rng.normal(0, 12, rows)).clip(15, 180).round(2)

@@ -1,0 +1,196 @@
+"""Topology: what should exist for one SkyliftConfig, described once.
+
+The CDK stacks (infrastructure/) and the local stack (skylift/local/) both provision from this
+description: the functions with their handlers, environment, limits and S3 access; the batch
+queue and its dead-letter queue; the S3 notification; the capture delivery stream; the
+schedules; the API routes; the drift event. Describing it once is what keeps the two in step;
+a parity test checks the synthesized template against the local stack anyway.
+
+Plain data, no AWS calls, no CDK imports: safe to import anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from skylift.config import SkyliftConfig
+
+__all__ = [
+    "DRIFT_DETAIL_TYPE",
+    "DRIFT_SOURCE",
+    "METRICS_NAMESPACE",
+    "SERVICE_NAME",
+    "FunctionSpec",
+    "Route",
+    "Schedule",
+    "Topology",
+    "describe",
+]
+
+SERVICE_NAME = "skylift"
+METRICS_NAMESPACE = "Skylift"
+DRIFT_SOURCE = "skylift.monitor"
+DRIFT_DETAIL_TYPE = "Model Drift Detected"
+CONFIG_FILE_IN_ASSET = "skylift.toml"  # at the code asset's root (/var/task in Lambda)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str  # "retrain" or "monitor"
+    expression: str  # rate(...) or cron(...)
+    enabled: bool
+    function: str
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda function: entry point, limits, environment and the S3 access it needs."""
+
+    name: str
+    handler: str
+    description: str
+    memory_mb: int
+    timeout_seconds: int
+    environment: dict[str, str]
+    s3_read: tuple[str, ...] = ()  # key prefixes it may GetObject
+    s3_write: tuple[str, ...] = ()  # key prefixes it may PutObject (and multipart)
+    s3_list: tuple[str, ...] = ()  # key prefixes it may list (ListBucket with s3:prefix)
+    firehose_put: bool = False
+    events_put: bool = False
+    reserved_concurrency: int | None = None
+    provisioned_concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class Topology:
+    model_name: str
+    bucket: str
+    functions: dict[str, FunctionSpec]
+    routes: tuple[Route, ...]
+    schedules: tuple[Schedule, ...]
+    incoming_prefix: str
+    notification_events: tuple[str, ...]
+    queue_name: str
+    dlq_name: str
+    queue_visibility_timeout_seconds: int
+    max_receive_count: int
+    sqs_batch_size: int
+    capture_stream: str
+    capture_prefix: str
+    capture_error_prefix: str
+    drift_event_source: str = DRIFT_SOURCE
+    drift_event_detail_type: str = DRIFT_DETAIL_TYPE
+    retrain_on_drift: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def describe(
+    config: SkyliftConfig, *, config_path_in_asset: str = CONFIG_FILE_IN_ASSET
+) -> Topology:
+    """The resources skylift needs for ``config``."""
+    s = config.storage
+    name = config.model.name
+    model_prefix = f"{s.models_prefix}{name}/"
+    stream = config.api.capture_stream or f"skylift-{name}-capture"
+    common = {
+        "SKYLIFT_CONFIG": config_path_in_asset,
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    functions = {
+        "score": FunctionSpec(
+            name="score",
+            handler="functions.score.app.handler",
+            description=f"HTTPS scoring API for model {name}",
+            memory_mb=config.api.memory_mb,
+            timeout_seconds=config.api.timeout_seconds,
+            environment={**common, "SKYLIFT_API__CAPTURE_STREAM": stream},
+            s3_read=(model_prefix,),
+            firehose_put=True,
+            reserved_concurrency=config.api.reserved_concurrency,
+            provisioned_concurrency=config.api.provisioned_concurrency,
+        ),
+        "batch": FunctionSpec(
+            name="batch",
+            handler="functions.batch.app.handler",
+            description=f"S3-triggered batch scoring for model {name}",
+            memory_mb=config.batch.memory_mb,
+            timeout_seconds=config.batch.timeout_seconds,
+            environment=dict(common),
+            s3_read=(model_prefix, s.incoming_prefix, s.predictions_prefix),
+            s3_write=(s.predictions_prefix, s.quarantine_prefix),
+            s3_list=(model_prefix,),
+        ),
+        "retrain": FunctionSpec(
+            name="retrain",
+            handler="functions.retrain.app.handler",
+            description=f"Scheduled retraining with a champion/challenger gate for {name}",
+            memory_mb=config.retrain.memory_mb,
+            timeout_seconds=config.retrain.timeout_seconds,
+            environment=dict(common),
+            s3_read=(model_prefix, s.training_prefix),
+            s3_write=(model_prefix, f"{s.reports_prefix}retrain/"),
+            s3_list=(model_prefix, s.training_prefix),
+        ),
+        "monitor": FunctionSpec(
+            name="monitor",
+            handler="functions.monitor.app.handler",
+            description=f"Drift and live-accuracy monitoring for {name}",
+            memory_mb=config.monitor.memory_mb,
+            timeout_seconds=config.monitor.timeout_seconds,
+            environment=dict(common),
+            s3_read=(
+                model_prefix,
+                s.capture_prefix,
+                s.predictions_prefix,
+                s.incoming_prefix,
+                s.labels_prefix,
+                s.reports_prefix,
+            ),
+            s3_write=(f"{s.reports_prefix}monitoring/",),
+            s3_list=(
+                model_prefix,
+                s.capture_prefix,
+                s.predictions_prefix,
+                s.labels_prefix,
+                s.reports_prefix,
+            ),
+            events_put=True,
+        ),
+    }
+    return Topology(
+        model_name=name,
+        bucket=s.bucket,
+        functions=functions,
+        routes=(
+            Route("POST", "/predict"),
+            Route("GET", "/health"),
+            Route("GET", "/model"),
+            Route("GET", "/openapi.json"),
+        ),
+        schedules=(
+            Schedule("retrain", config.retrain.schedule, config.retrain.enabled, "retrain"),
+            Schedule("monitor", config.monitor.schedule, config.monitor.enabled, "monitor"),
+        ),
+        incoming_prefix=s.incoming_prefix,
+        notification_events=("s3:ObjectCreated:*",),
+        queue_name=f"skylift-{name}-batch",
+        dlq_name=f"skylift-{name}-batch-dlq",
+        # AWS advises at least six times the function timeout so a retried batch is not
+        # redelivered while still running.
+        queue_visibility_timeout_seconds=min(6 * config.batch.timeout_seconds, 43_200),
+        max_receive_count=config.batch.max_receive_count,
+        sqs_batch_size=config.batch.sqs_batch_size,
+        capture_stream=stream,
+        capture_prefix=s.capture_prefix,
+        capture_error_prefix=f"{s.reports_prefix}capture-errors/",
+        retrain_on_drift=config.monitor.retrain_on_drift,
+        tags={"skylift:model": name},
+    )

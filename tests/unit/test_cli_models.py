@@ -1,0 +1,65 @@
+"""The CLI end to end on mocked S3: train, models list|describe|promote|rollback, errors."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from skylift.cli import cli
+
+
+@pytest.fixture
+def run(s3, churn_config):
+    runner = CliRunner()
+    config = str(churn_config.config_path)
+
+    def invoke(*args: str):
+        return runner.invoke(cli, ["--config", config, *args], catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def data_file(tmp_path, churn_frame):
+    path = tmp_path / "churn.csv"
+    churn_frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_train_registers_and_prints_metrics(run, data_file):
+    result = run("train", "--data", data_file, "--promote")
+    assert result.exit_code == 0, result.output
+    assert "registered churn version 1" in result.output
+    assert "promoted it to champion" in result.output
+    assert "roc_auc" in result.output
+
+
+def test_models_list_describe_promote_rollback(run, data_file):
+    assert run("train", "--data", data_file, "--promote").exit_code == 0
+    assert run("train", "--data", data_file).exit_code == 0
+    listing = run("models", "list")
+    assert listing.exit_code == 0 and "champion" in listing.output and "roc_auc" in listing.output
+    described = run("models", "describe")
+    assert "churn version 1" in described.output and "feature contract" in described.output
+    as_json = run("models", "describe", "2", "--json")
+    assert '"version": 2' in as_json.output
+    promoted = run("models", "promote", "2")
+    assert "1 -> 2" in promoted.output
+    rolled = run("models", "rollback")
+    assert "2 -> 1" in rolled.output
+
+
+def test_user_errors_are_messages_not_tracebacks(run, tmp_path):
+    missing = run("models", "promote", "5")
+    assert missing.exit_code == 2 and "no version 5" in missing.output
+    assert "Traceback" not in missing.output
+    no_file = run("train", "--data", str(tmp_path / "nope.csv"))
+    assert no_file.exit_code == 2 and "nope.csv" in no_file.output
+
+
+def test_bad_config_names_file_and_field(tmp_path):
+    config = tmp_path / "skylift.toml"
+    config.write_text('[model]\nname = "m"\ntask = "classification"\n[storage]\nbucket = "b-b-b"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "models", "list"])
+    assert result.exit_code == 2
+    assert str(config) in result.output and "[model].target is required" in result.output
