@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import platform
 import warnings
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
+ALLOW_SKEW_ENV = "SKYLIFT_ALLOW_VERSION_SKEW"
 
 
 class BundleError(SkyliftError):
@@ -205,14 +207,17 @@ class ModelBundle:
         artifact: bytes,
         manifest: Manifest | bytes | str,
         *,
-        allow_version_skew: bool = False,
+        allow_version_skew: bool | None = None,
         source: str = "bundle",
     ) -> ModelBundle:
         """Verify ``artifact`` against ``manifest``, then unpickle it.
 
         Raises IntegrityError on a hash mismatch (before any unpickling) and VersionSkewError
-        when the recorded scikit-learn differs from the runtime's, unless allowed.
+        when the recorded scikit-learn differs from the runtime's, unless allowed (argument,
+        else the SKYLIFT_ALLOW_VERSION_SKEW environment variable).
         """
+        if allow_version_skew is None:
+            allow_version_skew = os.environ.get(ALLOW_SKEW_ENV, "").lower() in ("1", "true", "yes")
         if not isinstance(manifest, Manifest):
             manifest = Manifest.model_validate_json(manifest)
         digest = sha256_bytes(artifact)
@@ -260,7 +265,9 @@ class ModelBundle:
         return path
 
     @classmethod
-    def load_dir(cls, directory: str | Path, *, allow_version_skew: bool = False) -> ModelBundle:
+    def load_dir(
+        cls, directory: str | Path, *, allow_version_skew: bool | None = None
+    ) -> ModelBundle:
         path = Path(directory)
         try:
             artifact = (path / MODEL_FILE).read_bytes()

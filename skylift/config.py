@@ -34,6 +34,7 @@ __all__ = [
     "RetrainConfig",
     "SkyliftConfig",
     "StorageConfig",
+    "config_reference",
     "load_config",
 ]
 
@@ -55,7 +56,9 @@ class _Section(BaseModel):
 
 class ModelConfig(_Section):
     name: str = Field(description="Model name; the registry key under models/<name>/.")
-    task: Literal["classification", "regression"] = Field(description="Kind of estimator.")
+    task: Literal["classification", "regression"] = Field(
+        description="'classification' or 'regression'."
+    )
     target: str = Field(description="Target column in the training data.")
     id_column: str | None = Field(
         default=None, description="Column that identifies a row; echoed in predictions."
@@ -74,7 +77,9 @@ class ModelConfig(_Section):
         description="Default training data for `skylift train`: a local path (relative to "
         "the config file) or an s3:// URI.",
     )
-    holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+    holdout_fraction: float = Field(
+        default=0.2, gt=0.0, lt=0.9, description="Share of rows held out to evaluate models."
+    )
     seed: int = Field(default=42, description="Seed of the deterministic holdout split.")
 
     @field_validator("entry_point")
@@ -96,14 +101,30 @@ class ModelConfig(_Section):
 
 class StorageConfig(_Section):
     bucket: str = Field(description="S3 bucket holding models and data (one bucket, prefixes).")
-    models_prefix: str = "models/"
-    incoming_prefix: str = "incoming/"
-    predictions_prefix: str = "predictions/"
-    quarantine_prefix: str = "quarantine/"
-    training_prefix: str = "training/"
-    labels_prefix: str = "labels/"
-    capture_prefix: str = "capture/"
-    reports_prefix: str = "reports/"
+    models_prefix: str = Field(
+        default="models/", description="Model registry: versions and aliases."
+    )
+    incoming_prefix: str = Field(
+        default="incoming/", description="Files put here are batch-scored (S3 -> SQS -> Lambda)."
+    )
+    predictions_prefix: str = Field(
+        default="predictions/", description="Batch outputs and their .manifest.json markers."
+    )
+    quarantine_prefix: str = Field(
+        default="quarantine/", description="Rejected batch rows, as they came, with reasons."
+    )
+    training_prefix: str = Field(
+        default="training/", description="Training data read by the scheduled retrain."
+    )
+    labels_prefix: str = Field(
+        default="labels/", description="Ground truth (id, label, time) for live accuracy."
+    )
+    capture_prefix: str = Field(
+        default="capture/", description="Sampled API inputs and outputs (via Firehose)."
+    )
+    reports_prefix: str = Field(
+        default="reports/", description="Retrain decisions and monitoring reports (JSON)."
+    )
 
     @field_validator("bucket")
     @classmethod
@@ -148,33 +169,51 @@ class ApiConfig(_Section):
     capture_stream: str | None = Field(
         default=None, description="Firehose delivery stream name (set by the stack)."
     )
-    auth: Literal["api_key", "iam"] = "api_key"
+    auth: Literal["api_key", "iam"] = Field(
+        default="api_key", description="API Gateway auth: API keys + usage plan, or IAM (SigV4)."
+    )
     throttle_rate: float = Field(default=50.0, gt=0, description="Steady requests per second.")
-    throttle_burst: int = Field(default=100, ge=1)
-    quota_per_day: int | None = Field(default=100_000, ge=1)
-    memory_mb: int = Field(default=1024, ge=128, le=10240)
-    timeout_seconds: int = Field(default=15, ge=1, le=29)
-    reserved_concurrency: int | None = Field(default=None, ge=1)
-    provisioned_concurrency: int | None = Field(default=None, ge=1)
+    throttle_burst: int = Field(default=100, ge=1, description="Burst requests (usage plan).")
+    quota_per_day: int | None = Field(
+        default=100_000,
+        ge=1,
+        description="Requests per API key per day (usage plan); none = no quota.",
+    )
+    memory_mb: int = Field(default=1024, ge=128, le=10240, description="Score function memory.")
+    timeout_seconds: int = Field(
+        default=15, ge=1, le=29, description="Score function timeout (API Gateway caps at 29 s)."
+    )
+    reserved_concurrency: int | None = Field(
+        default=None, ge=1, description="Reserved concurrency of the score function (a cap)."
+    )
+    provisioned_concurrency: int | None = Field(
+        default=None, ge=1, description="Provisioned (pre-warmed) instances: no cold starts."
+    )
 
 
 class BatchConfig(_Section):
     chunk_rows: int = Field(default=50_000, ge=1, description="Rows read/scored/written at once.")
-    memory_mb: int = Field(default=2048, ge=128, le=10240)
-    timeout_seconds: int = Field(default=900, ge=10, le=900)
+    memory_mb: int = Field(default=2048, ge=128, le=10240, description="Batch function memory.")
+    timeout_seconds: int = Field(
+        default=900, ge=10, le=900, description="Batch function timeout (one file per invocation)."
+    )
     max_receive_count: int = Field(
         default=3, ge=1, le=1000, description="Deliveries before a message goes to the DLQ."
     )
-    sqs_batch_size: int = Field(default=1, ge=1, le=10)
+    sqs_batch_size: int = Field(
+        default=1, ge=1, le=10, description="S3 events per batch invocation (files per call)."
+    )
 
 
 class RetrainConfig(_Section):
     schedule: str = Field(
         default="rate(1 day)", description="EventBridge schedule expression for retraining."
     )
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Schedule retraining at all.")
     metric: str = Field(default="roc_auc", description="Metric the challenger must improve.")
-    min_improvement: float = Field(default=0.005, ge=0.0)
+    min_improvement: float = Field(
+        default=0.005, ge=0.0, description="Least gain in `metric` (absolute) to promote."
+    )
     floor: float = Field(
         default=0.0, description="A first model is promoted only if its metric clears this."
     )
@@ -182,8 +221,10 @@ class RetrainConfig(_Section):
         default_factory=dict,
         description="Metric -> tolerance: how much worse each guard may get (absolute).",
     )
-    memory_mb: int = Field(default=3008, ge=128, le=10240)
-    timeout_seconds: int = Field(default=900, ge=10, le=900)
+    memory_mb: int = Field(default=3008, ge=128, le=10240, description="Retrain function memory.")
+    timeout_seconds: int = Field(
+        default=900, ge=10, le=900, description="Retrain function timeout."
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -194,14 +235,26 @@ class RetrainConfig(_Section):
 
 
 class MonitorConfig(_Section):
-    schedule: str = "rate(1 hour)"
-    enabled: bool = True
-    window_hours: float = Field(default=24.0, gt=0)
-    psi_threshold: float = Field(default=0.25, gt=0)
-    publish_drift_event: bool = True
-    retrain_on_drift: bool = False
-    memory_mb: int = Field(default=1024, ge=128, le=10240)
-    timeout_seconds: int = Field(default=300, ge=10, le=900)
+    schedule: str = Field(
+        default="rate(1 hour)", description="EventBridge schedule expression for monitoring."
+    )
+    enabled: bool = Field(default=True, description="Schedule monitoring at all.")
+    window_hours: float = Field(
+        default=24.0, gt=0, description="How far back captured and batch inputs are compared."
+    )
+    psi_threshold: float = Field(
+        default=0.25, gt=0, description="PSI above which a feature counts as drifted."
+    )
+    publish_drift_event: bool = Field(
+        default=True, description="Publish an EventBridge event when drift passes the threshold."
+    )
+    retrain_on_drift: bool = Field(
+        default=False, description="Let the drift event trigger a retrain."
+    )
+    memory_mb: int = Field(default=1024, ge=128, le=10240, description="Monitor function memory.")
+    timeout_seconds: int = Field(
+        default=300, ge=10, le=900, description="Monitor function timeout."
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -212,12 +265,43 @@ class MonitorConfig(_Section):
 
 
 class DeployConfig(_Section):
-    stack_prefix: str = "Skylift"
-    python_version: Literal["3.11", "3.12", "3.13"] = "3.12"
-    architecture: Literal["x86_64", "arm64"] = "x86_64"
-    packaging: Literal["layer", "image"] = "layer"
-    alarm_email: str | None = None
-    log_retention_days: int = 30
+    stack_prefix: str = Field(default="Skylift", description="Prefix of the CDK stack names.")
+    python_version: Literal["3.11", "3.12", "3.13"] = Field(
+        default="3.12", description="Lambda Python runtime (and the layer's wheels)."
+    )
+    architecture: Literal["x86_64", "arm64"] = Field(
+        default="x86_64", description="Lambda architecture (and the layer's wheels)."
+    )
+    packaging: Literal["layer", "image"] = Field(
+        default="layer",
+        description="Dependencies in a Lambda layer (built without Docker), or a container "
+        "image for models that outgrow 250 MB.",
+    )
+    alarm_email: str | None = Field(
+        default=None, description="Subscribed to the alarm SNS topic when set."
+    )
+    log_retention_days: int = Field(default=30, ge=1, description="CloudWatch Logs retention.")
+
+
+def config_reference() -> str:
+    """The config reference as a Markdown table per section (README embeds it; a test
+    checks the README is current)."""
+    lines: list[str] = []
+    for section, info in SkyliftConfig.model_fields.items():
+        if section == "config_path":
+            continue
+        model = info.annotation
+        lines += [f"#### `[{section}]`", "", "| field | default | meaning |", "|---|---|---|"]
+        for name, field in model.model_fields.items():  # type: ignore[union-attr]
+            if field.is_required():
+                default = "*required*"
+            elif field.default_factory is not None:
+                default = f"`{field.default_factory()}`"  # type: ignore[call-arg]
+            else:
+                default = f"`{field.default!r}`".replace("None", "none")
+            lines.append(f"| `{name}` | {default} | {field.description or ''} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 _config_file: ContextVar[Path | None] = ContextVar("skylift_config_file", default=None)

@@ -214,7 +214,7 @@ class ModelRegistry:
             ) from exc
         return Manifest.model_validate_json(body)
 
-    def load(self, version: int, *, allow_version_skew: bool = False) -> ModelBundle:
+    def load(self, version: int, *, allow_version_skew: bool | None = None) -> ModelBundle:
         """Fetch, verify and unpickle ``version``."""
         manifest = self.describe(version)
         artifact = self._get(self._version_key(version, MODEL_FILE))
@@ -226,7 +226,7 @@ class ModelRegistry:
         )
 
     def load_alias(
-        self, alias: str = DEFAULT_ALIAS, *, allow_version_skew: bool = False
+        self, alias: str = DEFAULT_ALIAS, *, allow_version_skew: bool | None = None
     ) -> ModelBundle:
         return self.load(self.resolve(alias), allow_version_skew=allow_version_skew)
 

@@ -12,6 +12,7 @@ __all__ = ["cli", "main"]
 # One module per concern; each adds its commands to `cli` on import.
 _COMMAND_MODULES = [
     "skylift.cli.models",
+    "skylift.cli.config_cmd",
     "skylift.cli.demo",
 ]
 
