@@ -296,7 +296,7 @@ def config_reference() -> str:
             if field.is_required():
                 default = "*required*"
             elif field.default_factory is not None:
-                default = f"`{field.default_factory()}`"  # type: ignore[call-arg]
+                default = f"`{field.default_factory()}`"
             else:
                 default = f"`{field.default!r}`".replace("None", "none")
             lines.append(f"| `{name}` | {default} | {field.description or ''} |")

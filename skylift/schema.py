@@ -194,7 +194,7 @@ class FeatureSchema(BaseModel):
 
     @cached_property
     def _records_adapter(self) -> TypeAdapter[list[Any]]:
-        return TypeAdapter(list[self.record_model()])  # type: ignore[misc]
+        return TypeAdapter(list[self.record_model()])  # type: ignore[misc,arg-type]
 
     def validate_records(self, records: Sequence[Mapping[str, Any]]) -> RecordValidation:
         """Validate JSON records; on success ``frame`` holds the features in schema order."""
@@ -245,10 +245,10 @@ class FeatureSchema(BaseModel):
                         )
             elif feature.name in self._categories:
                 known = self._categories[feature.name]
-                for index, value in enumerate(column):
+                for position, value in enumerate(column):
                     if isinstance(value, str) and value not in known:
                         flags.append(
-                            FieldProblem(index, feature.name, f"unseen category {value!r}")
+                            FieldProblem(position, feature.name, f"unseen category {value!r}")
                         )
         return flags
 
@@ -338,7 +338,7 @@ def _record_model(schema: FeatureSchema) -> type[BaseModel]:
             fields[f"f{index}"] = (kind, Field(alias=feature.name))
     if schema.id_column and schema.id_column not in schema.names:
         fields["record_id"] = (_Id | None, Field(default=None, alias=schema.id_column))
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         "Record", __config__=ConfigDict(extra="forbid"), **fields
     )
 

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from skylift.cli.main import CliState, cli, console, pass_state, user_errors
-from skylift.registry import DEFAULT_ALIAS
+from skylift.registry import DEFAULT_ALIAS, ModelRegistry
 
 
 @cli.command()
@@ -149,7 +149,7 @@ def rollback(state: CliState, alias: str) -> None:
     console.print(f"{registry.name}/{alias}: {before} -> [bold]{result.version}[/] (rolled back)")
 
 
-def _version_or_alias(registry, text: str) -> int:  # type: ignore[no-untyped-def]
+def _version_or_alias(registry: ModelRegistry, text: str) -> int:
     return int(text) if text.isdigit() else registry.resolve(text)
 
 
