@@ -76,7 +76,7 @@ def load_entry_point(config: SkyliftConfig) -> Callable[[pd.DataFrame], Any]:
             f"[model].entry_point {config.model.entry_point!r}: {module_name} has no "
             f"function {function_name!r}"
         )
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 # ---- data --------------------------------------------------------------------------------------
