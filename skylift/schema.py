@@ -227,25 +227,26 @@ class FeatureSchema(BaseModel):
         for feature in self.features:
             column = frame[feature.name]
             if isinstance(feature, NumericFeature):
-                low = column < feature.min if feature.min is not None else None
-                high = column > feature.max if feature.max is not None else None
-                for mask, word, bound in (
-                    (low, "below the training minimum", feature.min),
-                    (high, "above the training maximum", feature.max),
+                # numpy, not pandas comparisons: this runs on every online request.
+                values = column.to_numpy(dtype="float64", na_value=np.nan)
+                for word, bound, below in (
+                    ("below the training minimum", feature.min, True),
+                    ("above the training maximum", feature.max, False),
                 ):
-                    if mask is None:
+                    if bound is None:
                         continue
-                    for index in np.flatnonzero(mask.to_numpy()):
+                    mask = values < bound if below else values > bound
+                    for index in np.flatnonzero(mask):
                         flags.append(
                             FieldProblem(
                                 int(index),
                                 feature.name,
-                                f"{column.iat[index]:g} is {word} {bound:g}",
+                                f"{values[index]:g} is {word} {bound:g}",
                             )
                         )
             elif feature.name in self._categories:
                 known = self._categories[feature.name]
-                for position, value in enumerate(column):
+                for position, value in enumerate(column.to_numpy(dtype=object)):
                     if isinstance(value, str) and value not in known:
                         flags.append(
                             FieldProblem(position, feature.name, f"unseen category {value!r}")

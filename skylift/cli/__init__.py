@@ -14,6 +14,7 @@ _COMMAND_MODULES = [
     "skylift.cli.models",
     "skylift.cli.config_cmd",
     "skylift.cli.demo",
+    "skylift.cli.invoke",
 ]
 
 for _module in _COMMAND_MODULES:

@@ -1,0 +1,40 @@
+"""Score Lambda: API Gateway REST proxy -> Powertools resolver -> skylift Scorer.
+
+The service (resolver, routes, error mapping, model holder, capture, metrics) lives in
+:mod:`skylift.serving`; this module builds it once per execution environment, which loads the
+champion during init, and hands each event to it. Import never fails: without a config or a
+model the service answers 503 ``model_unavailable`` and the init log says why.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from skylift.serving import create_service, lambda_tracer
+
+# The stack sets POWERTOOLS_SERVICE_NAME; "skylift" when run outside it (skylift invoke).
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "skylift"
+# Powertools' Logger is the stdlib logger named after the service; with the service named
+# "skylift" it is the parent of skylift.*'s loggers, so their records get its JSON format too.
+logger = Logger(service=SERVICE)
+tracer = lambda_tracer(SERVICE)  # Powertools Tracer when X-Ray tracing is on, else None
+
+service = create_service()
+app = service.app  # the APIGatewayRestResolver (enable_validation=True)
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # A plain context stand-in (local stack, `skylift invoke`) may lack Lambda's attributes.
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    logger.set_correlation_id(request_id)
+    function = getattr(context, "function_name", None)
+    if function:
+        logger.append_keys(function_name=function)
+    return service.handle(event, context)
+
+
+if tracer is not None:
+    handler = tracer.capture_lambda_handler(handler)

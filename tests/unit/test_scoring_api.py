@@ -1,0 +1,631 @@
+"""The online scoring API: routes, the error contract, limits, metrics, the sample events."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skylift.serving import ModelHolder, build_service
+from tests.conftest import EVENTS_DIR, load_event
+
+RECORD = {
+    "customer_id": "C1",
+    "age": 41.0,
+    "tenure_months": 12,
+    "contract": "month-to-month",
+    "internet_service": "fiber",
+    "payment_method": "electronic-check",
+    "region": "north",
+    "paperless_billing": "yes",
+    "monthly_charges": 80.5,
+    "total_charges": 950.0,
+    "support_calls": 3,
+}
+MAX_RECORDS = 20
+MAX_BODY = 8192
+
+
+class FakeContext:
+    """The little of Lambda's context the handler may read."""
+
+    function_name = "skylift-score"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:skylift-score"
+    aws_request_id = "00000000-0000-0000-0000-000000000001"
+
+
+def api_event(
+    method: str = "POST",
+    path: str = "/predict",
+    body: str | None = None,
+    *,
+    content_type: str | None = "application/json",
+    base64_body: bool = False,
+) -> dict[str, Any]:
+    """A REST proxy event like events/api_predict.json with another method, path or body."""
+    event = load_event("api_predict.json")
+    event["httpMethod"] = method
+    event["path"] = path
+    event["requestContext"]["httpMethod"] = method
+    headers = {k: v for k, v in event["headers"].items() if k.lower() != "content-type"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    event["headers"] = headers
+    event["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
+    if base64_body and body is not None:
+        body = base64.b64encode(body.encode()).decode()
+    event["body"] = body
+    event["isBase64Encoded"] = base64_body
+    return event
+
+
+def predict_event(payload: Any) -> dict[str, Any]:
+    return api_event(body=json.dumps(payload))
+
+
+@pytest.fixture
+def api_config(churn_config):
+    api = churn_config.api.model_copy(
+        update={
+            "max_records": MAX_RECORDS,
+            "max_body_bytes": MAX_BODY,
+            "model_refresh_seconds": 30.0,
+            "capture_stream": None,
+        }
+    )
+    return churn_config.model_copy(update={"api": api})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def champion(registry, churn_bundle):
+    manifest = registry.register(churn_bundle)
+    registry.promote(manifest.version)
+    return manifest
+
+
+@pytest.fixture
+def service(api_config, registry, champion, clock):
+    holder = ModelHolder(registry, api_config.api.model_refresh_seconds, clock=clock)
+    return build_service(api_config, holder, namespace="Skylift", service_name="skylift")
+
+
+def call(service, event: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    reply = service.handle(event, FakeContext())
+    return reply["statusCode"], json.loads(reply["body"]), reply
+
+
+def header(reply: dict[str, Any], name: str) -> str | None:
+    """A reply header (REST proxy replies carry them as multiValueHeaders)."""
+    for key, values in (reply.get("multiValueHeaders") or {}).items():
+        if key.lower() == name.lower():
+            return str(values[-1])
+    for key, value in (reply.get("headers") or {}).items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
+
+
+def emf_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith('{"_aws"')]
+
+
+def assert_error_shape(body: dict[str, Any]) -> None:
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert isinstance(error["code"], str) and error["code"]
+    assert isinstance(error["message"], str) and error["message"]
+    for detail in error["details"]:
+        assert set(detail) == {"record", "field", "problem"}
+        assert detail["record"] is None or isinstance(detail["record"], int)
+
+
+# ---- happy paths ------------------------------------------------------------------------------
+
+
+def test_predict_returns_model_version_ids_predictions_and_probabilities(service, champion):
+    second = dict(RECORD, customer_id="C2", contract="two-year", support_calls=0)
+    status, body, reply = call(service, predict_event({"records": [RECORD, second]}))
+    assert status == 200, body
+    assert header(reply, "Content-Type") == "application/json"
+    assert reply["headers"]["Content-Type"] == reply["multiValueHeaders"]["Content-Type"][-1]
+    assert body["model"] == "churn"
+    assert body["model_version"] == champion.version
+    assert [p["id"] for p in body["predictions"]] == ["C1", "C2"]
+    for prediction in body["predictions"]:
+        assert prediction["prediction"] in (0, 1)
+        assert set(prediction["probabilities"]) == {"0", "1"}
+        assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
+    assert body["warnings"] == []
+
+
+def test_predict_scores_like_the_pipeline(service, churn_bundle):
+    import pandas as pd
+
+    status, body, _ = call(service, predict_event({"records": [RECORD]}))
+    features = pd.DataFrame([{k: v for k, v in RECORD.items() if k != "customer_id"}])
+    expected = churn_bundle.model.predict_proba(features)[0]
+    assert status == 200
+    assert body["predictions"][0]["probabilities"]["1"] == pytest.approx(expected[1])
+
+
+def test_mlflow_formats_give_the_same_predictions(service):
+    records_reply = call(service, predict_event({"records": [RECORD]}))[1]
+    columns = list(RECORD)
+    split = {"dataframe_split": {"columns": columns, "data": [[RECORD[c] for c in columns]]}}
+    for payload in ({"dataframe_records": [RECORD]}, split):
+        status, body, _ = call(service, predict_event(payload))
+        assert status == 200, body
+        assert body["predictions"] == records_reply["predictions"]
+
+
+def test_base64_body_is_decoded(service):
+    event = api_event(body=json.dumps({"records": [RECORD]}), base64_body=True)
+    status, body, _ = call(service, event)
+    assert status == 200, body
+    assert body["predictions"][0]["id"] == "C1"
+
+
+def test_nullable_feature_may_be_null_and_unusual_values_are_warned(service):
+    record = dict(RECORD, age=None, region="atlantis", tenure_months=10_000)
+    status, body, _ = call(service, predict_event({"records": [record]}))
+    assert status == 200, body
+    problems = {(w["record"], w["field"]) for w in body["warnings"]}
+    assert (0, "region") in problems
+    assert (0, "tenure_months") in problems
+
+
+def test_health_and_model_describe_the_champion(service, champion):
+    status, health, _ = call(service, api_event("GET", "/health", content_type=None))
+    assert status == 200
+    assert health["status"] == "ok"
+    assert health["model_version"] == champion.version
+    status, model, _ = call(service, api_event("GET", "/model", content_type=None))
+    assert status == 200
+    assert model["version"] == champion.version
+    assert {"feature_schema", "metrics", "created_at", "name"} <= set(model)
+    assert "baseline" not in model and "training_data" not in model
+
+
+def test_openapi_document_describes_the_routes(service):
+    status, document, _ = call(service, api_event("GET", "/openapi.json", content_type=None))
+    assert status == 200
+    assert document["openapi"].startswith("3.")
+    assert {"/predict", "/health", "/model"} <= set(document["paths"])
+    predict = document["paths"]["/predict"]["post"]
+    assert "requestBody" in predict
+    assert {"200", "400", "413", "415", "503"} <= set(predict["responses"])
+    scheme = document["components"]["securitySchemes"]["apiKey"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "x-api-key")
+
+
+# ---- bad input: every one a specific 4xx with the error shape --------------------------------
+
+
+def _replace(**fields: Any) -> dict[str, Any]:
+    return {"records": [dict(RECORD, **fields)]}
+
+
+def _without(name: str) -> dict[str, Any]:
+    record = dict(RECORD)
+    del record[name]
+    return {"records": [record]}
+
+
+BAD_INPUTS: list[tuple[str, dict[str, Any], int, str, tuple[int | None, str] | None]] = [
+    (
+        "wrong type: text for a number",
+        predict_event(_replace(age="forty")),
+        400,
+        "validation_error",
+        (0, "age"),
+    ),
+    (
+        "wrong type: bool for a number",
+        predict_event(_replace(monthly_charges=True)),
+        400,
+        "validation_error",
+        (0, "monthly_charges"),
+    ),
+    (
+        "wrong type: number for a category",
+        predict_event(_replace(contract=2)),
+        400,
+        "validation_error",
+        (0, "contract"),
+    ),
+    (
+        "wrong type: list for a number",
+        predict_event(_replace(age=[1])),
+        400,
+        "validation_error",
+        (0, "age"),
+    ),
+    (
+        "missing required feature",
+        predict_event(_without("contract")),
+        400,
+        "validation_error",
+        (0, "contract"),
+    ),
+    (
+        "null for a required feature",
+        predict_event(_replace(contract=None)),
+        400,
+        "validation_error",
+        (0, "contract"),
+    ),
+    ("extra field", predict_event(_replace(colour="red")), 400, "validation_error", (0, "colour")),
+    ("NaN literal", api_event(body='{"records": [{"age": NaN}]}'), 400, "invalid_json", None),
+    (
+        "Infinity literal",
+        api_event(body='{"records": [{"age": -Infinity}]}'),
+        400,
+        "invalid_json",
+        None,
+    ),
+    (
+        "1e999 overflows to inf",
+        api_event(body=json.dumps(_replace(age=12345.678)).replace("12345.678", "1e999")),
+        400,
+        "validation_error",
+        (0, "age"),
+    ),
+    ("nested too deeply", api_event(body="[" * 5000), 400, "invalid_json", None),
+    (
+        "integer too long to parse",
+        api_event(body='{"records": [{"age": ' + "1" * 5000 + "}]}"),
+        400,
+        "invalid_json",
+        None,
+    ),
+    ("empty records", predict_event({"records": []}), 400, "empty_input", None),
+    (
+        "empty dataframe_split",
+        predict_event({"dataframe_split": {"columns": [], "data": []}}),
+        400,
+        "empty_input",
+        None,
+    ),
+    ("empty body", api_event(body=""), 400, "empty_input", None),
+    ("no body", api_event(body=None), 400, "empty_input", None),
+    ("empty object", predict_event({}), 400, "validation_error", None),
+    (
+        "two formats",
+        predict_event({"records": [RECORD], "dataframe_records": [RECORD]}),
+        400,
+        "validation_error",
+        None,
+    ),
+    ("unknown envelope key", predict_event({"instances": [RECORD]}), 400, "validation_error", None),
+    ("records not a list", predict_event({"records": RECORD}), 400, "validation_error", None),
+    (
+        "record not an object",
+        predict_event({"records": [RECORD, 7]}),
+        400,
+        "validation_error",
+        (1, ""),
+    ),
+    ("body is a list", predict_event([RECORD]), 400, "validation_error", None),
+    (
+        "split row too short",
+        predict_event({"dataframe_split": {"columns": ["a", "b"], "data": [[1]]}}),
+        400,
+        "validation_error",
+        (0, "dataframe_split.data"),
+    ),
+    ("not JSON", api_event(body="records=1"), 400, "invalid_json", None),
+    ("truncated JSON", api_event(body='{"records": [{"age": 1}'), 400, "invalid_json", None),
+    (
+        "bad base64",
+        api_event(body="%%%not base64%%%", base64_body=False) | {"isBase64Encoded": True},
+        400,
+        "invalid_body",
+        None,
+    ),
+    (
+        "base64 of non-UTF-8",
+        api_event(body=base64.b64encode(b"\xff\xfe\xfa").decode()) | {"isBase64Encoded": True},
+        400,
+        "invalid_body",
+        None,
+    ),
+    (
+        "too many records",
+        predict_event({"records": [RECORD] * (MAX_RECORDS + 1)}),
+        413,
+        "too_many_records",
+        None,
+    ),
+    (
+        "huge body",
+        api_event(body=json.dumps({"records": [RECORD], "pad": "x" * MAX_BODY})),
+        413,
+        "payload_too_large",
+        None,
+    ),
+    (
+        "huge base64 body",
+        api_event(body=json.dumps({"records": [RECORD] * 60}), base64_body=True),
+        413,
+        "payload_too_large",
+        None,
+    ),
+    (
+        "huge multibyte body",
+        api_event(
+            body=json.dumps({"records": [dict(RECORD, region="é" * 4500)]}, ensure_ascii=False)
+        ),
+        413,
+        "payload_too_large",
+        None,
+    ),
+    (
+        "text/plain",
+        api_event(body=json.dumps({"records": [RECORD]}), content_type="text/plain"),
+        415,
+        "unsupported_media_type",
+        None,
+    ),
+    (
+        "form post",
+        api_event(body="records=1", content_type="application/x-www-form-urlencoded"),
+        415,
+        "unsupported_media_type",
+        None,
+    ),
+    (
+        "multipart",
+        api_event(body="--x\r\n\r\n--x--", content_type="multipart/form-data; boundary=x"),
+        415,
+        "unsupported_media_type",
+        None,
+    ),
+    (
+        "xml",
+        api_event(body="<records/>", content_type="application/xml"),
+        415,
+        "unsupported_media_type",
+        None,
+    ),
+    ("unknown route", api_event("GET", "/score", content_type=None), 404, "not_found", None),
+    ("unknown nested route", api_event("POST", "/predict/now"), 404, "not_found", None),
+    (
+        "GET /predict",
+        api_event("GET", "/predict", content_type=None),
+        405,
+        "method_not_allowed",
+        None,
+    ),
+    ("POST /health", api_event("POST", "/health", body="{}"), 405, "method_not_allowed", None),
+    (
+        "DELETE /model",
+        api_event("DELETE", "/model", content_type=None),
+        405,
+        "method_not_allowed",
+        None,
+    ),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Received multipart/form-data without base64:UserWarning")
+@pytest.mark.parametrize(
+    ("event", "status", "code", "detail"),
+    [pytest.param(e, s, c, d, id=name) for name, e, s, c, d in BAD_INPUTS],
+)
+def test_bad_input_gets_its_status_and_code(service, event, status, code, detail):
+    got_status, body, reply = call(service, copy.deepcopy(event))
+    assert (got_status, body["error"]["code"]) == (status, code), body
+    assert_error_shape(body)
+    if detail is not None:
+        assert detail in {(d["record"], d["field"]) for d in body["error"]["details"]}, body
+    if status == 405:
+        assert header(reply, "Allow")
+
+
+def test_validation_errors_name_every_bad_record_and_field(service):
+    records = [RECORD, dict(RECORD, age="x"), dict(RECORD, contract=1, colour="red")]
+    status, body, _ = call(service, predict_event({"records": records}))
+    assert status == 400
+    details = {(d["record"], d["field"]) for d in body["error"]["details"]}
+    assert details == {(1, "age"), (2, "contract"), (2, "colour")}
+    assert "2 of 3" in body["error"]["message"]
+
+
+def test_limits_come_from_the_config(service):
+    status, _, _ = call(service, predict_event({"records": [RECORD] * MAX_RECORDS}))
+    assert status == 200
+
+
+# ---- no model, bad model ---------------------------------------------------------------------
+
+
+def test_no_champion_gives_503_on_predict_health_and_model(
+    api_config, registry, churn_bundle, clock
+):
+    registry.register(churn_bundle)  # registered, never promoted
+    holder = ModelHolder(registry, 30.0, clock=clock)
+    service = build_service(api_config, holder)
+    for event in (
+        predict_event({"records": [RECORD]}),
+        api_event("GET", "/health", content_type=None),
+        api_event("GET", "/model", content_type=None),
+    ):
+        status, body, _ = call(service, event)
+        assert (status, body["error"]["code"]) == (503, "model_unavailable")
+        assert "champion" in body["error"]["message"]
+    # bad input is still the caller's fault, model or not
+    status, body, _ = call(service, predict_event({"records": []}))
+    assert (status, body["error"]["code"]) == (400, "empty_input")
+
+
+def test_missing_bucket_gives_503_not_a_crash(api_config, s3, clock):
+    from skylift.registry import ModelRegistry
+
+    registry = ModelRegistry("no-such-bucket-here", "churn", s3_client=s3)
+    service = build_service(api_config, ModelHolder(registry, 30.0, clock=clock))
+    status, body, _ = call(service, predict_event({"records": [RECORD]}))
+    assert (status, body["error"]["code"]) == (503, "model_unavailable")
+    assert "no-such-bucket-here" in body["error"]["message"]
+
+
+def test_create_service_without_config_answers_503(monkeypatch, tmp_path):
+    from skylift.serving import create_service
+
+    monkeypatch.delenv("SKYLIFT_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    service = create_service()
+    status, body, _ = call(service, predict_event({"records": [RECORD]}))
+    assert (status, body["error"]["code"]) == (503, "model_unavailable")
+    assert "config" in body["error"]["message"]
+
+
+def test_internal_error_is_a_500_with_the_error_shape(service, monkeypatch):
+    def broken(features):
+        raise RuntimeError("boom")
+
+    scorer = service.holder.current()
+    monkeypatch.setattr(scorer, "score", broken)
+    status, body, _ = call(service, predict_event({"records": [RECORD]}))
+    assert (status, body["error"]["code"]) == (500, "internal_error")
+    assert "boom" not in body["error"]["message"]  # no internals leak to callers
+
+
+# ---- metrics (the contract with the alarms and dashboard) ------------------------------------
+
+
+def test_metrics_contract(service, capsys, champion):
+    capsys.readouterr()
+    call(service, predict_event({"records": [RECORD, RECORD]}))
+    call(service, predict_event({"records": [dict(RECORD, age="x")]}))
+    lines = emf_lines(capsys.readouterr().out)
+    assert len(lines) == 2
+    ok, bad = lines
+    for line in lines:
+        (directive,) = line["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "Skylift"
+        assert ["model", "service"] in [sorted(d) for d in directive["Dimensions"]]
+        assert all("model" in dims for dims in directive["Dimensions"])
+        units = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
+        assert units["Latency"] == "Milliseconds"
+        assert {"Requests", "RecordsScored", "Latency", "ClientErrors", "ServerErrors"} <= set(
+            units
+        )
+        assert line["model"] == "churn" and line["service"] == "skylift"
+        assert line["model_version"] == str(champion.version)
+    assert (ok["Requests"], ok["RecordsScored"], ok["ClientErrors"]) == ([1.0], [2.0], [0.0])
+    assert (bad["RecordsScored"], bad["ClientErrors"], bad["ServerErrors"]) == ([0.0], [1.0], [0.0])
+    assert bad["error_code"] == "validation_error"
+    assert ["error_code", "model", "service"] in [
+        sorted(d) for d in bad["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+    ]
+
+
+# ---- the handler module and the sample events ------------------------------------------------
+
+EVENT_STATUS = {
+    "api_predict.json": 200,
+    "api_predict_base64.json": 200,
+    "api_predict_dataframe_records.json": 200,
+    "api_predict_dataframe_split.json": 200,
+    "api_health.json": 200,
+    "api_model.json": 200,
+    "api_openapi.json": 200,
+    "api_bad_types.json": 400,
+    "api_bad_json.json": 400,
+    "api_empty_records.json": 400,
+    "api_wrong_content_type.json": 415,
+    "api_unknown_route.json": 404,
+    "api_wrong_method.json": 405,
+}
+
+
+def test_every_api_sample_event_is_listed():
+    assert {p.name for p in Path(EVENTS_DIR).glob("api_*.json")} == set(EVENT_STATUS)
+
+
+@pytest.fixture
+def isolated_logging():
+    """Undo what importing the handler does to logging.
+
+    Powertools' Logger(service="skylift") configures the stdlib logger "skylift" (the parent
+    of skylift.*): a JSON handler on the stream of this test and marker attributes it checks
+    when the next Logger is created. Later tests must get the logging they started with.
+    """
+    import logging
+
+    def skylift_loggers() -> dict[str, logging.Logger]:
+        manager = logging.root.manager
+        return {
+            name: found
+            for name, found in manager.loggerDict.items()
+            if name.split(".")[0] == "skylift" and isinstance(found, logging.Logger)
+        }
+
+    saved = {
+        name: (dict(found.__dict__), found.handlers[:], found.filters[:])
+        for name, found in skylift_loggers().items()
+    }
+    yield
+    for name, found in skylift_loggers().items():
+        if name in saved:
+            attributes, handlers, filters = saved[name]
+            found.__dict__.clear()
+            found.__dict__.update(attributes)
+            found.handlers, found.filters = handlers, filters
+        else:
+            for name_ in [a for a in found.__dict__ if a == "init" or a.startswith("powertools_")]:
+                found.__dict__.pop(name_)
+            found.handlers, found.filters, found.propagate = [], [], True
+        found.setLevel(found.level)  # clears logging's level cache
+
+
+@pytest.fixture
+def handler_module(monkeypatch, champion, churn_config, isolated_logging):
+    """functions.score.app imported fresh, as Lambda would at cold start."""
+    import importlib
+    import sys
+
+    monkeypatch.setenv("SKYLIFT_CONFIG", str(churn_config.config_path))
+    monkeypatch.setenv("SKYLIFT_API__CAPTURE_STREAM", "")
+    monkeypatch.setenv("SKYLIFT_API__CAPTURE_SAMPLE_RATE", "0")
+    sys.modules.pop("functions.score.app", None)
+    module = importlib.import_module("functions.score.app")
+    yield module
+    sys.modules.pop("functions.score.app", None)
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_STATUS))
+def test_sample_events_round_trip_through_the_handler(handler_module, name):
+    reply = handler_module.handler(load_event(name), FakeContext())
+    assert reply["statusCode"] == EVENT_STATUS[name], reply["body"]
+    body = json.loads(reply["body"])
+    if reply["statusCode"] >= 400:
+        assert_error_shape(body)
+    elif name.startswith("api_predict"):
+        assert body["model"] == "churn" and body["predictions"]
+
+
+def test_handler_accepts_a_minimal_context(handler_module):
+    reply = handler_module.handler(load_event("api_health.json"), object())
+    assert reply["statusCode"] == 200
+    reply = handler_module.handler(load_event("api_health.json"), None)
+    assert reply["statusCode"] == 200
