@@ -15,6 +15,7 @@ _COMMAND_MODULES = [
     "skylift.cli.config_cmd",
     "skylift.cli.demo",
     "skylift.cli.invoke",
+    "skylift.cli.local",
 ]
 
 for _module in _COMMAND_MODULES:

@@ -1,4 +1,4 @@
-"""``skylift demo``: the tour of skylift on the embedded local stack."""
+"""``skylift demo``: the whole tour of skylift on the embedded local stack, then exit 0."""
 
 from __future__ import annotations
 
@@ -22,47 +22,48 @@ EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "churn"
     show_default=True,
     help="The example project (its skylift.toml and model package).",
 )
-@click.option("--rows", default=5000, show_default=True, help="Rows of churn data to generate.")
+@click.option("--rows", default=5000, show_default=True, help="Training rows to generate.")
+@click.option("--batch-rows", default=20_000, show_default=True, help="Rows in the batch file.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".skylift") / "demo",
+    show_default=True,
+    help="Where the HTML report is written.",
+)
 @user_errors
-def demo(example_dir: Path, rows: int) -> None:
-    """Train the churn example and register it on an embedded local S3 (moto), then exit."""
-    from skylift import aws
+def demo(example_dir: Path, rows: int, batch_rows: int, workdir: Path) -> None:
+    """Start the local stack, then train, promote, score over HTTP, batch-score via S3 and
+    SQS, monitor, report and retrain on shifted data; print a summary; stop everything."""
     from skylift.config import load_config
-    from skylift.local.server import local_aws
-    from skylift.registry import ModelRegistry
-    from skylift.training import train_and_register
+    from skylift.local.stack import LocalStack
+    from skylift.local.tour import Tour
 
     started = time.perf_counter()
     config = load_config(example_dir / "skylift.toml")
-    sys.path.insert(0, str(config.source_path))
-    from churn_model.data import generate_churn  # the example's own generator
-
-    with local_aws() as local:
-        console.print(f"[bold]1/3[/] local AWS (moto) on {local.endpoint_url}")
-        s3 = aws.client("s3")
-        s3.create_bucket(Bucket=config.storage.bucket)
-        data_path = example_dir / "data" / "churn.csv"
-        data_path.parent.mkdir(parents=True, exist_ok=True)
-        generate_churn(rows, seed=0).to_csv(data_path, index=False)
-        key = f"{config.storage.training_prefix}churn.csv"
-        s3.upload_file(str(data_path), config.storage.bucket, key)
-        console.print(
-            f"[bold]2/3[/] generated {rows} churn rows -> s3://{config.storage.bucket}/{key}"
+    if str(config.source_path) not in sys.path:
+        sys.path.insert(0, str(config.source_path))  # the example's churn_model package
+    workdir.mkdir(parents=True, exist_ok=True)
+    console.print("starting the local stack (moto on 127.0.0.1, API gateway, SQS poller) ...")
+    # The stack stops (threads joined, ports closed) when the block ends, on an error or Ctrl-C.
+    with LocalStack(config, clocks=False) as stack:
+        console.print(f"  AWS endpoint {stack.endpoint_url}   API {stack.api_url}")
+        tour = Tour(
+            config=config,
+            stack=stack,
+            s3=stack.client("s3"),
+            workdir=workdir.resolve(),
+            rows=rows,
+            batch_rows=batch_rows,
+            progress=lambda text: console.print(text, highlight=False, markup=False),
         )
-        registry = ModelRegistry.from_config(config, s3_client=s3)
-        with console.status("training ..."):
-            result = train_and_register(
-                config, registry, f"s3://{config.storage.bucket}/{key}", promote=True, actor="demo"
-            )
-        manifest = result.bundle.manifest
-        console.print(
-            f"[bold]3/3[/] registered [bold]{manifest.name}[/] version {manifest.version} "
-            f"and promoted it to champion"
-        )
-        table = Table(title=f"{manifest.name} v{manifest.version} holdout metrics")
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        for name, value in sorted(manifest.metrics.items()):
-            table.add_row(name, f"{value:.4f}")
-        console.print(table)
-    console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
+        results = tour.run()
+    elapsed = time.perf_counter() - started
+    table = Table(title="skylift demo: summary")
+    table.add_column("step")
+    table.add_column("result")
+    table.add_column("seconds", justify="right")
+    for result in results:
+        table.add_row(result.name, result.outcome, f"{result.seconds:.1f}")
+    table.add_row("[bold]total (wall)[/]", "local stack stopped, ports closed", f"{elapsed:.1f}")
+    console.print(table)

@@ -1,0 +1,241 @@
+"""The demo tour: every part of skylift, end to end, on the local stack.
+
+Each step is a small function that does one real thing (over HTTP, through S3 and SQS, or by
+firing a schedule) and returns the figures for the summary. ``skylift demo`` runs them in
+order with progress, and the local stack is torn down whatever happens.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from skylift.config import SkyliftConfig
+
+__all__ = ["StackHandle", "Tour", "TourError"]
+
+
+class TourError(RuntimeError):
+    """A step of the tour did not produce what it should have."""
+
+
+class StackHandle(Protocol):
+    """What the tour needs from a running local stack."""
+
+    endpoint_url: str
+    api_url: str
+    api_key: str
+
+    def trigger(self, name: str) -> Any: ...
+
+
+@dataclass
+class StepResult:
+    name: str
+    seconds: float
+    outcome: str
+
+
+@dataclass
+class Tour:
+    config: SkyliftConfig
+    stack: StackHandle
+    s3: Any
+    workdir: Path
+    rows: int = 5000
+    batch_rows: int = 20_000
+    progress: Callable[[str], None] = print
+    results: list[StepResult] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bucket(self) -> str:
+        return self.config.storage.bucket
+
+    def run(self) -> list[StepResult]:
+        steps: list[tuple[str, Callable[[], str]]] = [
+            ("train, register, promote", self.train_and_promote),
+            ("score over HTTPS API", self.score_over_http),
+            ("reject a bad request", self.bad_request),
+            ("batch-score a CSV via S3 -> SQS", self.batch_score),
+            ("upload labels", self.upload_labels),
+            ("monitor drift + live accuracy", self.monitor),
+            ("HTML report", self.html_report),
+            ("retrain on shifted data", self.retrain_shifted),
+        ]
+        for number, (name, step) in enumerate(steps, start=1):
+            self.progress(f"[{number}/{len(steps)}] {name} ...")
+            started = time.perf_counter()
+            outcome = step()
+            seconds = time.perf_counter() - started
+            self.results.append(StepResult(name, seconds, outcome))
+            self.progress(f"      {outcome} ({seconds:.1f} s)")
+        return self.results
+
+    # ---- steps ---------------------------------------------------------------------------------
+
+    def train_and_promote(self) -> str:
+        from churn_model.data import generate_churn  # the example project's generator
+
+        from skylift.registry import ModelRegistry
+        from skylift.training import train_and_register
+
+        frame = generate_churn(self.rows, seed=0)
+        key = f"{self.config.storage.training_prefix}churn.csv"
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=frame.to_csv(index=False).encode())
+        registry = ModelRegistry.from_config(self.config, s3_client=self.s3)
+        result = train_and_register(
+            self.config, registry, f"s3://{self.bucket}/{key}", promote=True, actor="demo"
+        )
+        manifest = result.bundle.manifest
+        self.facts["champion_version"] = manifest.version
+        self.facts["champion_metrics"] = manifest.metrics
+        return (
+            f"version {manifest.version} is champion; holdout ROC AUC "
+            f"{manifest.metrics.get('roc_auc', float('nan')):.3f}"
+        )
+
+    def _post(self, path: str, body: Any, **headers: str) -> Any:
+        import requests
+
+        return requests.post(
+            f"{self.stack.api_url.rstrip('/')}{path}",
+            data=json.dumps(body) if not isinstance(body, bytes | str) else body,
+            headers={"x-api-key": self.stack.api_key, "content-type": "application/json", **headers},
+            timeout=30,
+        )
+
+    def score_over_http(self) -> str:
+        from churn_model.data import generate_churn
+
+        frame = generate_churn(5, seed=7).drop(columns=["churned"])
+        records = json.loads(frame.to_json(orient="records"))
+        response = self._post("/predict", {"records": records})
+        if response.status_code != 200:
+            raise TourError(f"POST /predict answered {response.status_code}: {response.text}")
+        body = response.json()
+        predictions = body.get("predictions", [])
+        if len(predictions) != len(records):
+            raise TourError(f"POST /predict scored {len(predictions)} of {len(records)} records")
+        self.facts["api_version"] = body.get("model_version")
+        first = predictions[0]
+        return (
+            f"HTTP 200, {len(predictions)} records scored by version {body.get('model_version')}; "
+            f"{first.get('id')}: churn probability {first['probabilities'].get('1', 0):.2f}"
+        )
+
+    def bad_request(self) -> str:
+        response = self._post("/predict", {"records": [{"tenure_months": "twelve"}]})
+        if response.status_code != 400:
+            raise TourError(f"a bad record got HTTP {response.status_code}, expected 400")
+        error = response.json()["error"]
+        return f"HTTP 400 {error['code']}: {len(error.get('details', []))} field problems named"
+
+    def batch_score(self) -> str:
+        from churn_model.data import generate_churn
+
+        frame = generate_churn(self.batch_rows, seed=11)
+        self.facts["batch_labels"] = frame[["customer_id", "churned"]]
+        text = frame.drop(columns=["churned"]).to_csv(index=False)
+        lines = text.splitlines()
+        # A few rows as real exports have them: a word where a number belongs, a missing value.
+        header = lines[0].split(",")
+        for line_number, column, value in ((4, "contract", ""), (6, "tenure_months", "twelve")):
+            cells = lines[line_number - 1].split(",")
+            cells[header.index(column)] = value
+            lines[line_number - 1] = ",".join(cells)
+        key = f"{self.config.storage.incoming_prefix}demo/customers 2026-11.csv"
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
+        manifest_key = (
+            f"{self.config.storage.predictions_prefix}"
+            f"{key[len(self.config.storage.incoming_prefix) :]}.manifest.json"
+        )
+        manifest = self._wait_for_json(manifest_key, timeout=90)
+        self.facts["batch_manifest"] = manifest
+        read = manifest.get("rows_read")
+        scored = manifest.get("rows_scored")
+        quarantined = manifest.get("rows_quarantined")
+        if read != (scored or 0) + (quarantined or 0):
+            raise TourError(f"batch lost rows: read {read}, scored {scored}, quarantined {quarantined}")
+        return f"{read} rows read = {scored} scored + {quarantined} quarantined ({manifest_key})"
+
+    def upload_labels(self) -> str:
+        labels: pd.DataFrame = self.facts["batch_labels"].rename(
+            columns={self.config.model.target: "label"}
+        )
+        labels["time"] = pd.Timestamp.now(tz="UTC").isoformat()
+        key = f"{self.config.storage.labels_prefix}demo-labels.csv"
+        buffer = io.StringIO()
+        labels.to_csv(buffer, index=False)
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=buffer.getvalue().encode())
+        return f"{len(labels)} ground-truth labels -> s3://{self.bucket}/{key}"
+
+    def monitor(self) -> str:
+        result = self.stack.trigger("monitor")
+        report = self._latest_report("monitoring/")
+        self.facts["monitoring"] = report
+        drift = report.get("max_psi", report.get("drift", {}).get("max_psi"))
+        live = report.get("live_metrics") or {}
+        accuracy = live.get("accuracy")
+        parts = [f"max PSI {drift:.3f}" if isinstance(drift, int | float) else "drift computed"]
+        if accuracy is not None:
+            parts.append(f"live accuracy {accuracy:.3f} on {live.get('rows', '?')} labelled rows")
+        del result
+        return ", ".join(parts)
+
+    def html_report(self) -> str:
+        from skylift import report as report_module
+
+        path = self.workdir / "skylift-report.html"
+        render = getattr(report_module, "render_report_file", None)
+        if render is None:
+            raise TourError("skylift.report has no render_report_file()")
+        render(self.config, path, s3_client=self.s3)
+        self.facts["report_path"] = str(path)
+        return f"wrote {path} ({path.stat().st_size // 1024} KiB)"
+
+    def retrain_shifted(self) -> str:
+        from churn_model.data import generate_churn
+
+        shifted = generate_churn(self.rows, seed=5, shift=0.6)
+        key = f"{self.config.storage.training_prefix}churn.csv"
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=shifted.to_csv(index=False).encode())
+        self.stack.trigger("retrain")
+        report = self._latest_report("retrain/")
+        self.facts["retrain"] = report
+        decision = report.get("decision", {})
+        verdict = decision.get("promoted") if isinstance(decision, dict) else decision
+        why = decision.get("reason", "") if isinstance(decision, dict) else report.get("reason", "")
+        return f"challenger {'promoted' if verdict else 'not promoted'}: {why}"
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _wait_for_json(self, key: str, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                return json.loads(body)  # type: ignore[no-any-return]
+            except self.s3.exceptions.NoSuchKey:
+                time.sleep(0.25)
+        raise TourError(f"s3://{self.bucket}/{key} did not appear within {timeout:.0f} s")
+
+    def _latest_report(self, kind: str) -> dict[str, Any]:
+        prefix = f"{self.config.storage.reports_prefix}{kind}"
+        listing = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+        keys = sorted(
+            (item["LastModified"], item["Key"])
+            for item in listing.get("Contents", [])
+            if item["Key"].endswith(".json")
+        )
+        if not keys:
+            raise TourError(f"no report under s3://{self.bucket}/{prefix}")
+        body = self.s3.get_object(Bucket=self.bucket, Key=keys[-1][1])["Body"].read()
+        return json.loads(body)  # type: ignore[no-any-return]

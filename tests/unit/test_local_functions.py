@@ -1,0 +1,162 @@
+"""In-process functions: lazy import with the function's environment, retry after a failed
+import, a Lambda context per invocation; and provisioning from the topology (plan, apply,
+idempotent) against mock_aws."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from skylift.local.functions import HandlerUnavailable, LocalFunction
+from skylift.local.provision import Clients, names_for, plan, provision
+from skylift.topology import FunctionSpec, describe
+
+
+def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str | None) -> str:
+    """A package ``<name>/app.py`` on sys.path; with ``body`` None, app.py is missing."""
+    name = f"fake_fn_{uuid.uuid4().hex[:8]}"
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    if body is not None:
+        (package / "app.py").write_text(textwrap.dedent(body))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def spec_for(package: str) -> FunctionSpec:
+    return FunctionSpec(
+        name="batch",
+        handler=f"{package}.app.handler",
+        description="fake",
+        memory_mb=256,
+        timeout_seconds=30,
+        environment={"SKYLIFT_CONFIG": "skylift.toml"},
+    )
+
+
+HANDLER = """
+    import os
+    SEEN_AT_IMPORT = os.environ.get("FAKE_SETTING")
+
+    def handler(event, context):
+        return {
+            "import_env": SEEN_AT_IMPORT,
+            "event": event,
+            "function": context.function_name,
+            "memory": context.memory_limit_in_mb,
+            "remaining": context.get_remaining_time_in_millis(),
+        }
+"""
+
+
+def test_environment_is_applied_before_the_import(tmp_path, monkeypatch):
+    monkeypatch.delenv("FAKE_SETTING", raising=False)
+    package = fake_package(tmp_path, monkeypatch, HANDLER)
+    function = LocalFunction(spec_for(package), {"FAKE_SETTING": "from-spec"})
+    assert not function.loaded  # nothing imported until the first event
+    result = function.invoke({"n": 1})
+    monkeypatch.delenv("FAKE_SETTING")
+    assert result["import_env"] == "from-spec"
+    assert result["event"] == {"n": 1}
+    assert result["function"] == "batch"
+    assert result["memory"] == 256
+    assert 0 < result["remaining"] <= 30_000
+    function.unload()
+
+
+def test_missing_handler_is_a_clear_error_and_is_retried(tmp_path, monkeypatch, caplog):
+    package = fake_package(tmp_path, monkeypatch, None)
+    function = LocalFunction(spec_for(package), {})
+    assert function.available() is False
+    with pytest.raises(HandlerUnavailable, match=rf"{package}\.app\.handler cannot be imported"):
+        function.invoke({})
+    assert "cannot import handler" in caplog.text
+    # The module appears later (another engineer's work lands): the next event imports it.
+    (tmp_path / package / "app.py").write_text(textwrap.dedent(HANDLER))
+    assert function.available() is True
+    assert function.invoke({"n": 2})["event"] == {"n": 2}
+    function.unload()
+
+
+def test_findable_does_not_import_the_handler(tmp_path, monkeypatch):
+    package = fake_package(tmp_path, monkeypatch, "raise RuntimeError('imported too early')\n")
+    function = LocalFunction(spec_for(package), {})
+    assert function.findable() is True
+    assert not function.loaded
+    missing = LocalFunction(spec_for(fake_package(tmp_path, monkeypatch, None)), {})
+    assert missing.findable() is False
+
+
+def test_handler_that_fails_on_import_names_the_error(tmp_path, monkeypatch):
+    package = fake_package(tmp_path, monkeypatch, "raise RuntimeError('no model configured')\n")
+    function = LocalFunction(spec_for(package), {})
+    with pytest.raises(HandlerUnavailable, match="RuntimeError: no model configured"):
+        function.load()
+
+
+@pytest.fixture
+def clients():
+    with mock_aws():
+        make = lambda service: boto3.client(service, region_name="us-east-1")  # noqa: E731
+        yield Clients(
+            s3=make("s3"), sqs=make("sqs"), firehose=make("firehose"), events=make("events")
+        )
+
+
+def test_provision_creates_the_topology_and_is_idempotent(churn_config, clients):
+    topology = describe(churn_config)
+    names = names_for(topology)
+    done = provision(topology, clients)
+    assert [a.kind for a in done] == [
+        "create_bucket",
+        "create_queue",
+        "create_queue",
+        "notify",
+        "create_stream",
+        "put_rule",
+        "put_rule",
+    ]
+    assert plan(topology, clients) == []  # a second run changes nothing
+
+    url = clients.sqs.get_queue_url(QueueName=names.queue)["QueueUrl"]
+    attributes = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
+        "Attributes"
+    ]
+    assert attributes["VisibilityTimeout"] == str(topology.queue_visibility_timeout_seconds)
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["maxReceiveCount"] == topology.max_receive_count
+    assert redrive["deadLetterTargetArn"].endswith(f":{names.dlq}")
+
+    notification = clients.s3.get_bucket_notification_configuration(Bucket=names.bucket)
+    (queue_config,) = notification["QueueConfigurations"]
+    assert queue_config["Events"] == ["s3:ObjectCreated:*"]
+    assert queue_config["Filter"]["Key"]["FilterRules"] == [
+        {"Name": "prefix", "Value": topology.incoming_prefix}
+    ]
+    stream = clients.firehose.describe_delivery_stream(DeliveryStreamName=names.stream)
+    destination = stream["DeliveryStreamDescription"]["Destinations"][0]
+    assert destination["ExtendedS3DestinationDescription"]["Prefix"] == topology.capture_prefix
+    rule = clients.events.describe_rule(Name=names.rules["retrain"])
+    assert rule["ScheduleExpression"] == churn_config.retrain.schedule
+    # No TLS-only bucket policy locally: moto would deny every plain-HTTP request.
+    with pytest.raises(clients.s3.exceptions.ClientError):
+        clients.s3.get_bucket_policy(Bucket=names.bucket)
+
+
+def test_provision_repairs_drifted_queue_settings(churn_config, clients):
+    topology = describe(churn_config)
+    provision(topology, clients)
+    url = clients.sqs.get_queue_url(QueueName=topology.queue_name)["QueueUrl"]
+    clients.sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "5"})
+    assert [a.kind for a in plan(topology, clients)] == ["set_queue"]
+    provision(topology, clients)
+    assert plan(topology, clients) == []
+    assert os.environ.get("AWS_ENDPOINT_URL") is None
