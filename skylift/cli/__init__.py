@@ -16,6 +16,7 @@ _COMMAND_MODULES = [
     "skylift.cli.demo",
     "skylift.cli.invoke",
     "skylift.cli.local",
+    "skylift.cli.batch",
 ]
 
 for _module in _COMMAND_MODULES:

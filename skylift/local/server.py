@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ def local_aws(port: int = 0, set_environ: bool = True) -> Iterator[LocalAws]:
     server.start()
     host, bound = server.get_host_and_port()
     local = LocalAws(server=server, endpoint_url=f"http://{host}:{bound}")
+    # moto keeps its backends per process, not per server: a stack started after another in
+    # the same process would inherit its buckets and in-flight messages. Start from nothing.
+    reset_moto(local.endpoint_url)
     saved = {key: os.environ.get(key) for key in local.env}
     if set_environ:
         os.environ.update(local.env)
@@ -51,4 +55,12 @@ def local_aws(port: int = 0, set_environ: bool = True) -> Iterator[LocalAws]:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+        reset_moto(local.endpoint_url)
         server.stop()
+
+
+def reset_moto(endpoint_url: str) -> None:
+    """Empty every moto backend (moto's own reset API)."""
+    request = urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:  # loopback only
+        response.read()

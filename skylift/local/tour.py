@@ -18,11 +18,12 @@ from typing import Any, Protocol
 import pandas as pd
 
 from skylift.config import SkyliftConfig
+from skylift.errors import SkyliftError
 
 __all__ = ["StackHandle", "Tour", "TourError"]
 
 
-class TourError(RuntimeError):
+class TourError(SkyliftError):
     """A step of the tour did not produce what it should have."""
 
 
@@ -108,7 +109,11 @@ class Tour:
         return requests.post(
             f"{self.stack.api_url.rstrip('/')}{path}",
             data=json.dumps(body) if not isinstance(body, bytes | str) else body,
-            headers={"x-api-key": self.stack.api_key, "content-type": "application/json", **headers},
+            headers={
+                "x-api-key": self.stack.api_key,
+                "content-type": "application/json",
+                **headers,
+            },
             timeout=30,
         )
 
@@ -163,7 +168,9 @@ class Tour:
         scored = manifest.get("rows_scored")
         quarantined = manifest.get("rows_quarantined")
         if read != (scored or 0) + (quarantined or 0):
-            raise TourError(f"batch lost rows: read {read}, scored {scored}, quarantined {quarantined}")
+            raise TourError(
+                f"batch lost rows: read {read}, scored {scored}, quarantined {quarantined}"
+            )
         return f"{read} rows read = {scored} scored + {quarantined} quarantined ({manifest_key})"
 
     def upload_labels(self) -> str:

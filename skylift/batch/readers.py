@@ -1,0 +1,334 @@
+"""Chunked readers for CSV, JSON Lines and Parquet (optionally gzip), row by physical line.
+
+Every data line of a file ends up in exactly one place: a chunk row to validate and score, or
+a pre-rejected row (wrong field count, invalid UTF-8, not a JSON object) with its reason.
+Blank lines are not rows: they are counted separately. Line numbers are 1-based physical
+lines of the decompressed file; the CSV header is line 1.
+
+Readers take any binary stream: a local file, or Powertools' seekable ``S3Object``, which
+streams from S3 and serves byte ranges (``start``/``end``) for a fan-out over one huge file.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal
+
+import pandas as pd
+
+from skylift.batch.errors import PermanentBatchError, UnsupportedFormatError
+
+__all__ = ["Format", "RawChunk", "detect_format", "read_chunks"]
+
+Format = Literal["csv", "jsonl", "parquet"]
+
+
+@dataclass
+class RawChunk:
+    """Up to ``chunk_rows`` rows as read (strings for CSV), plus the rows rejected on reading."""
+
+    frame: pd.DataFrame  # one row per parsed record; values as read
+    lines: list[int]  # physical line number of each frame row
+    raw: list[str]  # each frame row as it came (for quarantine)
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)  # (line, raw, reason)
+    blank_lines: int = 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame) + len(self.rejected)
+
+
+def detect_format(key: str) -> tuple[Format, bool]:
+    """(format, gzipped) from the key's extension, or UnsupportedFormatError."""
+    lowered = key.lower()
+    gz = lowered.endswith(".gz")
+    base = lowered[:-3] if gz else lowered
+    if base.endswith(".csv"):
+        return "csv", gz
+    if base.endswith((".jsonl", ".ndjson")):
+        return "jsonl", gz
+    if base.endswith((".parquet", ".pq")) and not gz:
+        return "parquet", False
+    raise UnsupportedFormatError(
+        f"{key}: unsupported file type; batch scoring reads .csv, .jsonl, .ndjson "
+        "(each optionally .gz) and .parquet"
+    )
+
+
+def read_chunks(
+    stream: IO[bytes],
+    fmt: Format,
+    *,
+    gzipped: bool = False,
+    chunk_rows: int = 50_000,
+    start: int = 0,
+    end: int | None = None,
+) -> tuple[list[str], Iterator[RawChunk]]:
+    """(columns, chunks) of a file.
+
+    ``start``/``end`` select a byte range of an uncompressed CSV or JSONL file (the stream
+    must be seekable, as Powertools' ``S3Object`` is): the range owns the lines that *start*
+    inside ``[start, end)``, so consecutive ranges cover every line exactly once. In a range,
+    line numbers count from the range's first line (the CSV header is read from the file's
+    start). A quoted CSV field spanning lines must not straddle a range boundary.
+    """
+    if fmt == "parquet":
+        return _parquet_chunks(stream, chunk_rows)
+    header_bytes = b""
+    if start or end is not None:
+        if gzipped:
+            raise PermanentBatchError("byte ranges need an uncompressed file")
+        if fmt == "csv":
+            stream.seek(0)
+            header_bytes = stream.readline()
+        stream = io.BufferedReader(_LineRange(stream, max(start, len(header_bytes)), end))
+        if header_bytes:
+            stream = io.BufferedReader(_Prefixed(header_bytes, stream))
+    elif gzipped:
+        stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    if fmt == "csv":
+        return _csv_chunks(text, chunk_rows)
+    return [], _jsonl_iter(text, chunk_rows)
+
+
+class _LineRange(io.RawIOBase):
+    """The bytes of the lines that start in [start, end) of a seekable stream."""
+
+    def __init__(self, stream: Any, start: int, end: int | None) -> None:
+        self._stream = stream
+        if start > 0:
+            stream.seek(start - 1)
+            if stream.read(1) != b"\n":
+                stream.readline()  # the straddling line belongs to the previous range
+        self._position = stream.tell()
+        self._end = end
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._done:
+            return 0
+        if self._end is not None and self._position >= self._end:
+            return 0
+        line = self._stream.readline()
+        if not line:
+            self._done = True
+            return 0
+        self._position += len(line)
+        if len(line) > len(buffer):  # keep the rest for the next call
+            self._stream.seek(self._position - (len(line) - len(buffer)))
+            self._position -= len(line) - len(buffer)
+            line = line[: len(buffer)]
+        buffer[: len(line)] = line
+        return len(line)
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` then the rest of a stream (the CSV header before a byte range)."""
+
+    def __init__(self, prefix: bytes, rest: IO[bytes]) -> None:
+        self._prefix = prefix
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._prefix:
+            size = min(len(buffer), len(self._prefix))
+            buffer[:size] = self._prefix[:size]
+            self._prefix = self._prefix[size:]
+            return size
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+# ---- CSV ---------------------------------------------------------------------------------------
+
+
+def _csv_chunks(text: io.TextIOWrapper, chunk_rows: int) -> tuple[list[str], Iterator[RawChunk]]:
+    reader = csv.reader(text)
+    try:
+        header = next(reader, None)
+    except (OSError, EOFError, csv.Error) as exc:
+        raise PermanentBatchError(f"unreadable file: {exc}") from exc
+    if header is None:
+        raise PermanentBatchError("empty file: no header row")
+    header = [h.strip() for h in header]
+    if _has_bad_bytes("".join(header)):
+        raise PermanentBatchError("the header row is not valid UTF-8")
+    return header, _csv_iter(reader, header, chunk_rows)
+
+
+def _csv_iter(reader: Any, header: list[str], chunk_rows: int) -> Iterator[RawChunk]:
+    width = len(header)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    raw: list[str] = []
+    rejected: list[tuple[int, str, str]] = []
+    blank = 0
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except (OSError, EOFError) as exc:
+            raise PermanentBatchError(f"unreadable file at line {reader.line_num}: {exc}") from exc
+        except csv.Error as exc:
+            rejected.append((reader.line_num, "", f"malformed CSV: {exc}"))
+            continue
+        line = reader.line_num
+        if not record or (len(record) == 1 and not record[0].strip()):
+            blank += 1
+        else:
+            as_came = _join(record)
+            if _has_bad_bytes(as_came):
+                rejected.append((line, _printable(as_came), "invalid UTF-8 bytes"))
+            elif len(record) != width:
+                rejected.append((line, as_came, f"expected {width} fields, got {len(record)}"))
+            else:
+                rows.append(record)
+                lines.append(line)
+                raw.append(as_came)
+        if len(rows) + len(rejected) >= chunk_rows:
+            yield _chunk(rows, header, lines, raw, rejected, blank)
+            rows, lines, raw, rejected, blank = [], [], [], [], 0
+    if rows or rejected or blank:
+        yield _chunk(rows, header, lines, raw, rejected, blank)
+
+
+def _chunk(
+    rows: list[list[str]],
+    columns: list[str],
+    lines: list[int],
+    raw: list[str],
+    rejected: list[tuple[int, str, str]],
+    blank: int,
+) -> RawChunk:
+    frame = pd.DataFrame(rows, columns=columns, dtype=object)
+    return RawChunk(frame=frame, lines=lines, raw=raw, rejected=rejected, blank_lines=blank)
+
+
+def _join(record: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(record)
+    return buffer.getvalue()
+
+
+def _has_bad_bytes(text: str) -> bool:
+    """Undecodable bytes survive decoding as lone surrogates, which UTF-8 cannot encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+# ---- JSON Lines --------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _jsonl_iter(text: Any, chunk_rows: int) -> Iterator[RawChunk]:
+    records: list[dict[str, Any]] = []
+    lines: list[int] = []
+    raw: list[str] = []
+    rejected: list[tuple[int, str, str]] = []
+    blank = 0
+    number = 0
+    try:
+        for line_text in text:
+            number += 1
+            stripped = line_text.strip()
+            if not stripped:
+                blank += 1
+                continue
+            if _has_bad_bytes(stripped):
+                rejected.append((number, _printable(stripped), "invalid UTF-8 bytes"))
+            else:
+                try:
+                    value = json.loads(stripped, parse_constant=_reject_constant)
+                except (ValueError, RecursionError) as exc:
+                    rejected.append((number, stripped, f"not valid JSON: {exc}"))
+                else:
+                    if isinstance(value, dict):
+                        records.append(value)
+                        lines.append(number)
+                        raw.append(stripped)
+                    else:
+                        rejected.append((number, stripped, "line is not a JSON object"))
+            if len(records) + len(rejected) >= chunk_rows:
+                yield _json_chunk(records, lines, raw, rejected, blank)
+                records, lines, raw, rejected, blank = [], [], [], [], 0
+    except (OSError, EOFError) as exc:
+        raise PermanentBatchError(f"unreadable file at line {number}: {exc}") from exc
+    if records or rejected or blank:
+        yield _json_chunk(records, lines, raw, rejected, blank)
+
+
+def _json_chunk(
+    records: list[dict[str, Any]],
+    lines: list[int],
+    raw: list[str],
+    rejected: list[tuple[int, str, str]],
+    blank: int,
+) -> RawChunk:
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    # JSON values keep their types; nested objects/lists are not feature values.
+    frame = frame.astype(object).map(_scalar_or_marker) if len(frame) else frame
+    return RawChunk(frame=frame, lines=lines, raw=raw, rejected=rejected, blank_lines=blank)
+
+
+def _scalar_or_marker(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value)  # a string where a number belongs fails validation, as it should
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+# ---- Parquet -----------------------------------------------------------------------------------
+
+
+def _parquet_chunks(stream: IO[bytes], chunk_rows: int) -> tuple[list[str], Iterator[RawChunk]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise PermanentBatchError(
+            "Parquet needs pyarrow, which this runtime does not have (it does not fit the "
+            "Lambda layer budget); convert the file to CSV or JSON Lines, or use the "
+            "container-image packaging"
+        ) from exc
+    try:
+        parquet = pq.ParquetFile(stream)
+    except Exception as exc:
+        raise PermanentBatchError(f"not a readable Parquet file: {exc}") from exc
+    columns = list(parquet.schema_arrow.names)
+
+    def chunks() -> Iterator[RawChunk]:
+        line = 0
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            frame = batch.to_pandas()
+            numbers = list(range(line + 1, line + len(frame) + 1))
+            line += len(frame)
+            # A Parquet row "as it came" is shown as its JSON object.
+            raw = frame.to_json(orient="records", lines=True).splitlines() if len(frame) else []
+            yield RawChunk(frame=frame.astype(object), lines=numbers, raw=raw)
+
+    return columns, chunks()
