@@ -17,6 +17,7 @@ _COMMAND_MODULES = [
     "skylift.cli.invoke",
     "skylift.cli.local",
     "skylift.cli.batch",
+    "skylift.cli.retrain",
 ]
 
 for _module in _COMMAND_MODULES:

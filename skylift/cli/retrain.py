@@ -1,0 +1,86 @@
+"""``skylift retrain``, ``skylift monitor`` and ``skylift report``: the scheduled functions' code
+paths, run here against any endpoint, and the HTML report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from skylift.cli.main import CliState, cli, console, pass_state, user_errors
+
+
+@cli.command("retrain")
+@pass_state
+@user_errors
+def retrain_command(state: CliState) -> None:
+    """Train a challenger on training/, gate it against the champion, promote if it wins."""
+    from skylift.retraining import retrain
+
+    with console.status("retraining ..."):
+        report = retrain(state.config, state.client("s3"), trigger="cli")
+    decision = report["decision"]
+    table = Table(title=f"retrain of {state.config.model.name}: {report.get('status')}")
+    table.add_column("check")
+    table.add_column("passed")
+    table.add_column("detail")
+    for check in decision.get("checks", []):
+        table.add_row(check["name"], "yes" if check["passed"] else "[red]no[/]", check["detail"])
+    console.print(table)
+    verdict = "promoted" if decision.get("promoted") else "not promoted"
+    console.print(
+        f"challenger v{(report.get('challenger') or {}).get('version')}: {verdict}: {decision.get('reason')}"
+    )
+    console.print(f"report: s3://{state.config.storage.bucket}/{report['report_key']}")
+
+
+@cli.command("monitor")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@pass_state
+@user_errors
+def monitor_command(state: CliState, as_json: bool) -> None:
+    """Compare the window's inputs with the champion's baseline; live metrics from labels."""
+    from skylift.monitoring import monitor
+
+    report = monitor(state.config, state.client("s3"), state.client("events"))
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    table = Table(
+        title=f"drift of {state.config.model.name} v{report.get('model_version')} ({report.get('rows', 0)} inputs)"
+    )
+    for column in ("feature", "PSI", "test p-value", "drifted"):
+        table.add_column(column)
+    for name, result in report["features"].items():
+        pvalue = result.get("ks_pvalue", result.get("chi2_pvalue"))
+        table.add_row(
+            name,
+            f"{result['psi']:.3f}" if result.get("psi") is not None else "",
+            f"{pvalue:.3g}" if pvalue is not None else "",
+            "[red]yes[/]" if result.get("drifted") else "",
+        )
+    console.print(table)
+    console.print(f"live metrics: {report.get('live_metrics')}")
+    for note in report.get("notes", []):
+        console.print(f"note: {note}", markup=False)
+    console.print(f"report: s3://{state.config.storage.bucket}/{report['report_key']}")
+
+
+@cli.command("report")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("skylift-report.html"),
+    show_default=True,
+)
+@pass_state
+@user_errors
+def report_command(state: CliState, output: Path) -> None:
+    """Render the latest monitoring report and version history as one HTML file."""
+    from skylift.report import render_report_file
+
+    path = render_report_file(state.config, output, s3_client=state.client("s3"))
+    console.print(f"wrote {path}")

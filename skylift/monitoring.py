@@ -1,0 +1,350 @@
+"""Monitoring: drift of live inputs and predictions against the champion's baseline, and live
+accuracy from ground-truth labels.
+
+Inputs in the window come from API capture (JSON Lines under capture/, written by Firehose)
+and from batch scoring (the inputs and predictions its succeeded manifests name). Drift per
+feature: PSI on the baseline's bins (numeric) or frequencies (categorical), with KS
+(``scipy.stats.ks_2samp``) or chi-square (``scipy.stats.chisquare``) beside it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from skylift.config import SkyliftConfig
+from skylift.profile import OTHER, CategoricalProfile, NumericProfile, bin_proportions
+from skylift.registry import AliasNotFoundError, ModelRegistry
+from skylift.topology import DRIFT_DETAIL_TYPE, DRIFT_SOURCE
+
+__all__ = [
+    "categorical_drift",
+    "live_metrics",
+    "load_window",
+    "monitor",
+    "numeric_drift",
+    "psi",
+]
+
+logger = logging.getLogger(__name__)
+
+EPSILON = 1e-4  # floor for empty bins: PSI stays finite
+
+
+def psi(expected: list[float] | np.ndarray, actual: list[float] | np.ndarray) -> float:
+    """Population stability index between two distributions over the same bins."""
+    e = np.clip(np.asarray(expected, dtype="float64"), EPSILON, None)
+    a = np.clip(np.asarray(actual, dtype="float64"), EPSILON, None)
+    e, a = e / e.sum(), a / a.sum()
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def numeric_drift(profile: NumericProfile, values: pd.Series) -> dict[str, Any]:
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+    finite = numbers[np.isfinite(numbers)]
+    if finite.size == 0 or not profile.edges:
+        return {"psi": None, "ks_pvalue": None, "rows": int(finite.size)}
+    actual = bin_proportions(finite, profile.edges)
+    result: dict[str, Any] = {
+        "kind": "numeric",
+        "psi": psi(profile.proportions, actual),
+        "rows": int(finite.size),
+        "baseline": profile.proportions,
+        "current": actual,
+        "bins": profile.edges,
+    }
+    if profile.sample:
+        result["ks_pvalue"] = float(stats.ks_2samp(profile.sample, finite).pvalue)
+    return result
+
+
+def categorical_drift(profile: CategoricalProfile, values: pd.Series) -> dict[str, Any]:
+    present = values.dropna().astype(str)
+    if present.empty:
+        return {"psi": None, "chi2_pvalue": None, "rows": 0}
+    categories = list(profile.frequencies)
+    known = set(categories) - {OTHER}
+    counts = present.where(present.isin(known), OTHER).value_counts()
+    if OTHER not in categories and counts.get(OTHER, 0):
+        categories.append(OTHER)
+    expected = np.array([profile.frequencies.get(c, 0.0) for c in categories])
+    observed = np.array([float(counts.get(c, 0)) for c in categories])
+    actual = observed / observed.sum()
+    expected_counts = np.clip(expected, EPSILON, None)
+    expected_counts = expected_counts / expected_counts.sum() * observed.sum()
+    return {
+        "kind": "categorical",
+        "psi": psi(expected, actual),
+        "chi2_pvalue": float(stats.chisquare(observed, expected_counts).pvalue),
+        "rows": int(present.size),
+        "categories": categories,
+        "baseline": expected.tolist(),
+        "current": actual.tolist(),
+    }
+
+
+# ---- the window ---------------------------------------------------------------------------------
+
+
+def _objects(s3: Any, bucket: str, prefix: str, since: datetime) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        found += [o for o in page.get("Contents", []) if o["LastModified"] >= since]
+    return found
+
+
+def _read(s3: Any, bucket: str, key: str) -> bytes:
+    data = bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return gzip.decompress(data) if key.endswith(".gz") else data
+
+
+def _table(data: bytes, key: str) -> pd.DataFrame:
+    name = key.lower().removesuffix(".gz")
+    if name.endswith((".jsonl", ".ndjson")):
+        return pd.read_json(io.BytesIO(data), lines=True, dtype=False)
+    return pd.read_csv(io.BytesIO(data))
+
+
+def load_window(
+    config: SkyliftConfig, s3: Any, now: datetime
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """(features, predictions with id/prediction/probability_*, notes) seen in the window."""
+    bucket = config.storage.bucket
+    since = now - timedelta(hours=config.monitor.window_hours)
+    notes: list[str] = []
+    feature_frames: list[pd.DataFrame] = []
+    prediction_frames: list[pd.DataFrame] = []
+
+    captured = _objects(s3, bucket, config.storage.capture_prefix, since)
+    rows: list[dict[str, Any]] = []
+    for item in captured:
+        for line in _read(s3, bucket, item["Key"]).decode("utf-8", "replace").splitlines():
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    notes.append(f"skipped a malformed capture line in {item['Key']}")
+    if rows:
+        feature_frames.append(pd.DataFrame([r.get("features", {}) for r in rows]))
+        prediction_frames.append(
+            pd.DataFrame(
+                {
+                    "id": [r.get("id") for r in rows],
+                    "prediction": [r.get("prediction") for r in rows],
+                    **_probability_columns([r.get("probabilities") for r in rows]),
+                }
+            )
+        )
+    else:
+        notes.append(f"no API capture under {config.storage.capture_prefix} in the window")
+
+    manifests = [
+        o
+        for o in _objects(s3, bucket, config.storage.predictions_prefix, since)
+        if o["Key"].endswith(".manifest.json")
+    ]
+    batch_files = 0
+    id_column = config.model.id_column
+    for item in manifests:
+        manifest = json.loads(_read(s3, bucket, item["Key"]))
+        if manifest.get("status") != "succeeded" or not manifest.get("rows_scored"):
+            continue
+        try:
+            inputs = _table(_read(s3, bucket, manifest["input_key"]), manifest["input_key"])
+            outputs = _table(
+                _read(s3, bucket, manifest["predictions_key"]), manifest["predictions_key"]
+            )
+        except Exception as exc:  # an input deleted since: report it, keep going
+            notes.append(f"could not read batch files of {item['Key']}: {exc}")
+            continue
+        if id_column and id_column in inputs.columns and id_column in outputs.columns:
+            inputs = inputs[inputs[id_column].isin(outputs[id_column])]
+            outputs = outputs.rename(columns={id_column: "id"})
+        feature_frames.append(inputs)
+        prediction_frames.append(outputs)
+        batch_files += 1
+    if not batch_files:
+        notes.append(
+            f"no scored batch files under {config.storage.predictions_prefix} in the window"
+        )
+    features = pd.concat(feature_frames, ignore_index=True) if feature_frames else pd.DataFrame()
+    predictions = (
+        pd.concat(prediction_frames, ignore_index=True) if prediction_frames else pd.DataFrame()
+    )
+    return features, predictions, notes
+
+
+def _probability_columns(probabilities: list[dict[str, float] | None]) -> dict[str, list[Any]]:
+    labels = sorted({k for p in probabilities if p for k in p})
+    return {f"probability_{k}": [(p or {}).get(k) for p in probabilities] for k in labels}
+
+
+# ---- labels and live metrics ----------------------------------------------------------------
+
+
+def load_labels(config: SkyliftConfig, s3: Any) -> tuple[pd.DataFrame, list[str]]:
+    """Ground truth under labels/: one row per id (the latest by time when duplicated)."""
+    bucket, prefix = config.storage.bucket, config.storage.labels_prefix
+    id_column = config.model.id_column or "id"
+    frames = []
+    notes: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            try:
+                frames.append(_table(_read(s3, bucket, item["Key"]), item["Key"]))
+            except Exception as exc:
+                notes.append(f"unreadable labels file {item['Key']}: {exc}")
+    if not frames:
+        return pd.DataFrame(columns=["id", "label"]), [f"no labels under {prefix}", *notes]
+    labels = pd.concat(frames, ignore_index=True)
+    label_column = "label" if "label" in labels.columns else config.model.target
+    if id_column not in labels.columns or label_column not in labels.columns:
+        return pd.DataFrame(columns=["id", "label"]), [
+            f"labels need columns {id_column!r} and 'label' (or {config.model.target!r})",
+            *notes,
+        ]
+    labels = labels.rename(columns={id_column: "id", label_column: "label"})
+    duplicates = int(labels["id"].duplicated().sum())
+    if "time" in labels.columns:
+        labels = labels.sort_values("time")
+    labels = labels.drop_duplicates("id", keep="last")[["id", "label"]]
+    if duplicates:
+        notes.append(f"{duplicates} duplicate label id(s): kept the latest")
+    return labels, notes
+
+
+def live_metrics(
+    predictions: pd.DataFrame, labels: pd.DataFrame, task: str
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """Join labels to predictions by id; accuracy and ROC AUC, or RMSE."""
+    from sklearn import metrics as skm
+
+    if predictions.empty or labels.empty or "id" not in predictions.columns:
+        return None, []
+    scored = predictions.dropna(subset=["id"]).drop_duplicates("id", keep="last")
+    scored = scored.assign(id=scored["id"].astype(str))
+    joined = scored.merge(labels.assign(id=labels["id"].astype(str)), on="id", how="inner")
+    notes = []
+    unmatched = len(labels) - len(joined)
+    if unmatched:
+        notes.append(f"{unmatched} label(s) matched no prediction in the window")
+    if joined.empty:
+        return None, notes
+    result: dict[str, Any] = {"rows": len(joined)}
+    if task == "classification":
+        truth = joined["label"].astype(str)
+        result["accuracy"] = float(skm.accuracy_score(truth, joined["prediction"].astype(str)))
+        columns = [c for c in joined.columns if c.startswith("probability_")]
+        if len(columns) == 2 and truth.nunique() == 2:
+            positive = columns[1].removeprefix("probability_")
+            result["roc_auc"] = float(skm.roc_auc_score(truth == positive, joined[columns[1]]))
+    else:
+        errors = joined["prediction"].astype(float) - joined["label"].astype(float)
+        result["rmse"] = float(np.sqrt(np.mean(errors**2)))
+    return result, notes
+
+
+# ---- the monitor run ------------------------------------------------------------------------
+
+
+def monitor(
+    config: SkyliftConfig, s3: Any, events: Any | None = None, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """One monitoring run: the report (also stored under reports/monitoring/)."""
+    now = now or datetime.now(UTC)
+    threshold = config.monitor.psi_threshold
+    report: dict[str, Any] = {
+        "model": config.model.name,
+        "generated_at": now.isoformat(),
+        "window": {
+            "hours": config.monitor.window_hours,
+            "from": (now - timedelta(hours=config.monitor.window_hours)).isoformat(),
+            "to": now.isoformat(),
+        },
+        "threshold": threshold,
+        "features": {},
+        "max_psi": None,
+        "drifted_features": [],
+        "prediction_psi": None,
+        "live_metrics": None,
+        "notes": [],
+    }
+    registry = ModelRegistry.from_config(config, s3_client=s3)
+    try:
+        version = registry.resolve()
+        manifest = registry.describe(version)
+    except AliasNotFoundError:
+        report["notes"].append("no champion yet: nothing to monitor")
+        return _store(config, s3, report, now)
+    report["model_version"] = version
+    features, predictions, notes = load_window(config, s3, now)
+    report["notes"] += notes
+    report["rows"] = len(features)
+    baseline = manifest.baseline
+    if baseline is None or features.empty:
+        if features.empty:
+            report["notes"].append("empty window: no inputs to compare")
+        return _store(config, s3, report, now)
+    for name, profile in baseline.features.items():
+        if name not in features.columns:
+            report["notes"].append(f"feature {name} absent from the window's inputs")
+            continue
+        if isinstance(profile, NumericProfile):
+            result = numeric_drift(profile, features[name])
+        else:
+            result = categorical_drift(profile, features[name])
+        result["drifted"] = result["psi"] is not None and result["psi"] > threshold
+        report["features"][name] = result
+    scored = [r["psi"] for r in report["features"].values() if r["psi"] is not None]
+    report["max_psi"] = max(scored) if scored else None
+    report["drifted_features"] = sorted(n for n, r in report["features"].items() if r["drifted"])
+    if isinstance(baseline.prediction, NumericProfile) and "probability_1" in predictions.columns:
+        report["prediction_psi"] = numeric_drift(baseline.prediction, predictions["probability_1"])[
+            "psi"
+        ]
+    labels, label_notes = load_labels(config, s3)
+    report["notes"] += label_notes
+    report["live_metrics"], join_notes = live_metrics(predictions, labels, config.model.task)
+    report["notes"] += join_notes
+    stored = _store(config, s3, report, now)
+    if report["drifted_features"] and config.monitor.publish_drift_event and events is not None:
+        events.put_events(
+            Entries=[
+                {
+                    "Source": DRIFT_SOURCE,
+                    "DetailType": DRIFT_DETAIL_TYPE,
+                    "Detail": json.dumps(
+                        {
+                            "model": config.model.name,
+                            "model_version": version,
+                            "drifted_features": report["drifted_features"],
+                            "max_psi": report["max_psi"],
+                            "threshold": threshold,
+                            "report_key": stored["report_key"],
+                        }
+                    ),
+                }
+            ]
+        )
+        stored["drift_event_published"] = True
+    return stored
+
+
+def _store(config: SkyliftConfig, s3: Any, report: dict[str, Any], now: datetime) -> dict[str, Any]:
+    key = f"{config.storage.reports_prefix}monitoring/{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
+    report["report_key"] = key
+    s3.put_object(
+        Bucket=config.storage.bucket,
+        Key=key,
+        Body=json.dumps(report, indent=2, default=str).encode(),
+        ContentType="application/json",
+    )
+    return report
