@@ -1,0 +1,112 @@
+"""Scheduled retraining on mocked S3: gate decisions, reports, concurrent retrains."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from skylift.registry import ModelRegistry
+from skylift.retraining import retrain
+
+
+@pytest.fixture
+def with_training_data(s3, churn_config):
+    from churn_model.data import generate_churn
+
+    def put(frame, name="churn.csv"):
+        s3.put_object(
+            Bucket=churn_config.storage.bucket,
+            Key=churn_config.storage.training_prefix + name,
+            Body=frame.to_csv(index=False).encode(),
+        )
+
+    put(generate_churn(2500, seed=3))
+    return put
+
+
+def stored(s3, config, report):
+    return json.loads(
+        s3.get_object(Bucket=config.storage.bucket, Key=report["report_key"])["Body"].read()
+    )
+
+
+def test_first_model_is_promoted_when_it_clears_the_floor(
+    s3, churn_config, with_training_data, registry
+):
+    report = retrain(churn_config, s3)
+    assert report["decision"]["promoted"] and registry.resolve() == 1
+    saved = stored(s3, churn_config, report)
+    assert saved["data"]["rows"] == 2500 and len(saved["data"]["sha256"]) == 64
+    assert saved["champion"] is None and "clears the floor" in saved["decision"]["reason"]
+    assert saved["holdout"]["seed"] == churn_config.model.seed
+    assert {"fit_seconds", "total_seconds"} <= set(saved["timings"])
+    assert saved["limits"]["near_limit"] is False
+
+
+def test_same_data_again_is_registered_but_not_promoted(
+    s3, churn_config, with_training_data, registry
+):
+    retrain(churn_config, s3)
+    report = retrain(churn_config, s3)
+    assert report["challenger"]["version"] == 2 and not report["decision"]["promoted"]
+    assert "gain +0.0000" in report["decision"]["reason"]  # within the margin
+    assert registry.resolve() == 1 and len(registry.list_versions()) == 2
+
+
+def test_worse_challenger_is_rejected(s3, churn_config, with_training_data, registry, churn_frame):
+    retrain(churn_config, s3)
+    noisy = churn_frame.copy()
+    noisy["churned"] = (
+        noisy["churned"].sample(frac=1.0, random_state=0).to_numpy()
+    )  # labels scrambled
+    with_training_data(noisy)
+    report = retrain(churn_config, s3)
+    assert not report["decision"]["promoted"] and registry.resolve() == 1
+    assert report["champion"]["metrics"]["roc_auc"] > report["challenger"]["metrics"]["roc_auc"]
+
+
+def test_better_challenger_is_promoted(s3, churn_config, with_training_data, registry):
+    from churn_model.data import generate_churn
+
+    retrain(churn_config, s3)
+    with_training_data(generate_churn(3000, seed=4, shift=0.6))  # the population moved
+    report = retrain(churn_config, s3)
+    assert report["decision"]["promoted"], report["decision"]["reason"]
+    assert registry.resolve() == 2 and registry.alias().history[0].version == 1
+
+
+def test_no_training_data_is_reported_not_raised(s3, churn_config):
+    report = retrain(churn_config, s3)
+    assert report["status"] == "failed" and "no training data" in report["reason"]
+    assert stored(s3, churn_config, report)["decision"]["promoted"] is False
+
+
+def test_concurrent_retrains_promote_exactly_once(
+    s3, churn_config, with_training_data, atomic_s3_puts
+):
+    reports = []
+    barrier = threading.Barrier(3)
+
+    def run():
+        barrier.wait()
+        reports.append(retrain(churn_config, s3))
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    promoted = [r for r in reports if r["decision"]["promoted"]]
+    assert len(promoted) == 1
+    registry = ModelRegistry.from_config(churn_config, s3_client=s3)
+    assert registry.resolve() == promoted[0]["challenger"]["version"]
+    assert len(registry.list_versions()) == 3
+    losers = [r for r in reports if not r["decision"]["promoted"]]
+    assert all(
+        "lost race" in r["decision"]["reason"]
+        or "floor" in r["decision"]["reason"]
+        or "gain" in r["decision"]["reason"]
+        for r in losers
+    )

@@ -1,0 +1,41 @@
+"""functions/retrain and functions/monitor take the real EventBridge events."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from tests.conftest import load_event
+
+
+@pytest.fixture
+def apps(s3, churn_config, monkeypatch):
+    from churn_model.data import generate_churn
+
+    monkeypatch.setenv("SKYLIFT_CONFIG", str(churn_config.config_path))
+    s3.put_object(
+        Bucket=churn_config.storage.bucket,
+        Key="training/churn.csv",
+        Body=generate_churn(2000, seed=2).to_csv(index=False).encode(),
+    )
+    import functions.monitor.app as monitor_app
+    import functions.retrain.app as retrain_app
+
+    return importlib.reload(retrain_app), importlib.reload(monitor_app)
+
+
+def test_scheduled_retrain_then_drift_event_retrain(apps):
+    retrain_app, _ = apps
+    first = retrain_app.handler(load_event("eventbridge_retrain_schedule.json"), None)
+    assert first["status"] == "succeeded" and first["promoted"]
+    second = retrain_app.handler(load_event("eventbridge_drift_detected.json"), None)
+    assert second["status"] == "succeeded" and not second["promoted"]
+    assert second["report_key"].startswith("reports/retrain/")
+
+
+def test_scheduled_monitor_reports_an_empty_window(apps):
+    retrain_app, monitor_app = apps
+    retrain_app.handler(load_event("eventbridge_retrain_schedule.json"), None)
+    reply = monitor_app.handler(load_event("eventbridge_monitor_schedule.json"), None)
+    assert reply["max_psi"] is None and reply["report_key"].startswith("reports/monitoring/")
