@@ -1,0 +1,281 @@
+"""The synthesized stack: every resource the design asks for, with its key properties."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aws_cdk.assertions import Match
+
+from tests.conftest import ROOT
+
+
+def resources(template_json, kind):
+    return {k: v for k, v in template_json["Resources"].items() if v["Type"] == kind}
+
+
+def test_data_bucket_is_encrypted_versioned_private_logged_with_lifecycle(template, template_json):
+    buckets = resources(template_json, "AWS::S3::Bucket")
+    data = next(b for b in buckets.values() if "LoggingConfiguration" in b["Properties"])
+    props = data["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert (
+        props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+            "ServerSideEncryptionByDefault"
+        ]["SSEAlgorithm"]
+        == "AES256"
+    )
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    prefixes = {r.get("Prefix") for r in props["LifecycleConfiguration"]["Rules"]}
+    assert {"capture/", "predictions/", "quarantine/"} <= prefixes
+    assert len(buckets) == 2  # data + access logs
+
+
+def test_every_bucket_refuses_plain_http(template_json):
+    policies = resources(template_json, "AWS::S3::BucketPolicy")
+    assert len(policies) == 2
+    for policy in policies.values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        )
+
+
+def test_api_routes_require_api_keys_and_have_a_usage_plan(template, template_json, churn_config):
+    methods = resources(template_json, "AWS::ApiGateway::Method")
+    assert {m["Properties"]["HttpMethod"] for m in methods.values()} == {"POST", "GET", "ANY"}
+    assert all(m["Properties"]["ApiKeyRequired"] for m in methods.values())
+    template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlan",
+        {
+            "Throttle": {
+                "RateLimit": churn_config.api.throttle_rate,
+                "BurstLimit": churn_config.api.throttle_burst,
+            },
+            "Quota": {"Limit": churn_config.api.quota_per_day, "Period": "DAY"},
+        },
+    )
+    template.resource_count_is("AWS::ApiGateway::ApiKey", 1)
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
+            "TracingEnabled": True,
+        },
+    )
+
+
+def test_batch_queue_dlq_notification_and_partial_failures(template, template_json, churn_config):
+    queues = resources(template_json, "AWS::SQS::Queue")
+    main = next(q for q in queues.values() if "RedrivePolicy" in q["Properties"])
+    assert (
+        main["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+        == churn_config.batch.max_receive_count
+    )
+    assert main["Properties"]["VisibilityTimeout"] == 6 * churn_config.batch.timeout_seconds
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {"FunctionResponseTypes": ["ReportBatchItemFailures"], "BatchSize": 1},
+    )
+    notification = next(iter(resources(template_json, "Custom::S3BucketNotifications").values()))
+    queue_config = notification["Properties"]["NotificationConfiguration"]["QueueConfigurations"][0]
+    assert queue_config["Filter"]["Key"]["FilterRules"] == [
+        {"Name": "prefix", "Value": "incoming/"}
+    ]
+
+
+def test_schedules_capture_stream_and_drift_rule(template, template_json, churn_config):
+    rules = resources(template_json, "AWS::Events::Rule")
+    expressions = {r["Properties"].get("ScheduleExpression") for r in rules.values()}
+    assert {churn_config.retrain.schedule, churn_config.monitor.schedule} <= expressions
+    drift = next(r for r in rules.values() if "EventPattern" in r["Properties"])
+    assert drift["Properties"]["EventPattern"] == {
+        "source": ["skylift.monitor"],
+        "detail-type": ["Model Drift Detected"],
+    }
+    assert drift["Properties"]["State"] == (
+        "ENABLED" if churn_config.monitor.retrain_on_drift else "DISABLED"
+    )
+    template.has_resource_properties(
+        "AWS::KinesisFirehose::DeliveryStream",
+        {
+            "DeliveryStreamName": churn_config.api.capture_stream,
+            "ExtendedS3DestinationConfiguration": Match.object_like({"Prefix": "capture/"}),
+        },
+    )
+
+
+def test_alarms_notify_a_topic_and_a_dashboard_exists(template, template_json):
+    alarms = resources(template_json, "AWS::CloudWatch::Alarm")
+    assert len(alarms) == 4
+    names = {a["Properties"].get("MetricName") for a in alarms.values()}
+    assert {"5XXError", "ApproximateNumberOfMessagesVisible", "DriftMaxPSI", "Errors"} <= names
+    assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
+    template.resource_count_is("AWS::SNS::Topic", 1)
+    dashboard = json.dumps(
+        next(iter(resources(template_json, "AWS::CloudWatch::Dashboard").values()))
+    )
+    for metric in (
+        "Latency",
+        "DriftMaxPSI",
+        "FeaturePSI",
+        "LiveAccuracy",
+        "ApproximateNumberOfMessagesVisible",
+    ):
+        assert metric in dashboard
+
+
+def _statements(template_json, function_prefix):
+    policies = resources(template_json, "AWS::IAM::Policy")
+    policy = next(
+        p
+        for k, p in policies.items()
+        if k.startswith(f"Functions{function_prefix}ServiceRoleDefaultPolicy")
+    )
+    return policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def _s3_objects(statements, action):
+    found = []
+    for statement in statements:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        if action in actions:
+            resources_ = (
+                statement["Resource"]
+                if isinstance(statement["Resource"], list)
+                else [statement["Resource"]]
+            )
+            found += [
+                r["Fn::Join"][1][-1] for r in resources_ if isinstance(r, dict) and "Fn::Join" in r
+            ]
+    return sorted(found)
+
+
+@pytest.mark.parametrize(
+    ("function", "reads", "writes"),
+    [
+        ("Score", ["/models/churn/*"], []),
+        (
+            "Batch",
+            ["/incoming/*", "/models/churn/*", "/predictions/*"],
+            ["/predictions/*", "/quarantine/*"],
+        ),
+        ("Retrain", ["/models/churn/*", "/training/*"], ["/models/churn/*", "/reports/retrain/*"]),
+    ],
+)
+def test_each_function_gets_only_its_prefixes(template_json, function, reads, writes):
+    statements = _statements(template_json, function)
+    assert _s3_objects(statements, "s3:GetObject") == reads
+    assert _s3_objects(statements, "s3:PutObject") == writes
+    flat = json.dumps(statements)
+    assert '"s3:*"' not in flat and "s3:DeleteObject" not in flat
+
+
+def test_functions_run_the_topology_handlers_with_its_environment(template_json):
+    functions = {
+        f["Properties"]["Handler"]: f["Properties"]
+        for f in resources(template_json, "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler", "").startswith("functions.")
+    }
+    assert set(functions) == {
+        f"functions.{n}.app.handler" for n in ("score", "batch", "retrain", "monitor")
+    }
+    for props in functions.values():
+        env = props["Environment"]["Variables"]
+        assert env["SKYLIFT_CONFIG"] == "skylift.toml" and "SKYLIFT_STORAGE__BUCKET" in env
+        assert props["TracingConfig"] == {"Mode": "Active"} and len(props["Layers"]) == 1
+
+
+def test_cfn_lint_finds_no_errors(template_json, tmp_path):
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(template_json))
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnlint", "--format", "parseable", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    errors = [line for line in result.stdout.splitlines() if ":E" in line]
+    assert errors == [], result.stdout
+
+
+def test_cdk_nag_fails_the_synth_on_an_unacknowledged_finding(churn_config):
+    """The zero-findings synth above is meaningful: a new wildcard grant breaks it."""
+    from aws_cdk import aws_iam as iam
+
+    from infrastructure.app import build_app
+
+    app, stack = build_app(churn_config, layer_dir=Path(__file__).parent, outdir=None)
+    stack.functions.functions["score"].add_to_role_policy(
+        iam.PolicyStatement(actions=["s3:*"], resources=["*"])
+    )
+    with pytest.raises(Exception, match=r"AwsSolutions-IAM5\[Action::s3:\*\]"):
+        app.synth()
+
+
+@pytest.mark.parametrize("variant", ["iam", "image"])
+def test_config_switches_auth_and_packaging(churn_config, variant):
+    from infrastructure.app import stack_name, synth_templates
+
+    if variant == "iam":
+        config = churn_config.model_copy(
+            update={"api": churn_config.api.model_copy(update={"auth": "iam"})}
+        )
+    else:
+        config = churn_config.model_copy(
+            update={"deploy": churn_config.deploy.model_copy(update={"packaging": "image"})}
+        )
+    template = synth_templates(config)[stack_name(config)]
+    if variant == "iam":
+        methods = resources(template, "AWS::ApiGateway::Method").values()
+        assert all(m["Properties"]["AuthorizationType"] == "AWS_IAM" for m in methods)
+        assert not resources(template, "AWS::ApiGateway::UsagePlan")
+    else:
+        functions = [
+            f
+            for f in resources(template, "AWS::Lambda::Function").values()
+            if f["Properties"].get("PackageType") == "Image"
+        ]
+        assert len(functions) == 4
+        assert all(
+            f["Properties"]["ImageConfig"]["Command"][0].startswith("functions.") for f in functions
+        )
+        assert not resources(template, "AWS::Lambda::LayerVersion")
+
+
+def test_layer_pins_match_the_training_environment():
+    """Bundles refuse a model pickled by another scikit-learn: the layer must match."""
+    from importlib.metadata import version
+
+    pins = dict(
+        line.split("==")
+        for line in (ROOT / "layers" / "requirements.txt").read_text().splitlines()
+        if "==" in line
+    )
+    for package in ("scikit-learn", "numpy", "scipy", "pandas", "joblib"):
+        assert pins[package] == version(package), package
+
+
+def test_layer_over_the_limit_fails_with_a_clear_message(tmp_path, monkeypatch):
+    from layers import build
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("example==1.0\n")
+    monkeypatch.setattr(build, "CACHE", tmp_path / "cache")
+    target = build.CACHE / build.cache_key(requirements.read_text(), "3.12", "x86_64")
+    (target / "python").mkdir(parents=True)
+    (target / "python" / "big.bin").write_bytes(b"\0" * 1024)
+    (target / ".complete").write_text("")
+    with pytest.raises(build.LayerTooLargeError, match="250 MB unzipped limit"):
+        build.build_layer(requirements=requirements, code_bytes=250 * 1024 * 1024)
+    assert build.build_layer(requirements=requirements).cached
