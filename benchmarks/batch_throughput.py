@@ -1,0 +1,164 @@
+"""Batch scoring end to end through S3 (a moto server in its own process) against raw
+``predict_proba`` on the same rows in memory, and peak RSS by file size.
+
+Each size is scored in a fresh process (VmHWM), so peak memory is the scorer's own;
+the files live in the moto server's process, not the scorer's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks._results import append
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "churn"
+SIZES = [int(s) for s in os.environ.get("SKYLIFT_BENCH_ROWS", "250000,1000000,4000000").split(",")]
+
+
+def child(endpoint: str, rows: int) -> None:
+    """Score incoming/bench-<rows>.csv; print timings and peak RSS as JSON."""
+    sys.path.insert(0, str(EXAMPLE))
+    import boto3
+
+    from skylift.batch import BatchJob
+    from skylift.config import load_config
+    from skylift.registry import ModelRegistry
+    from skylift.scoring import Scorer
+
+    config = load_config(EXAMPLE / "skylift.toml")
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    scorer = Scorer(ModelRegistry.from_config(config, s3_client=s3).load_alias())
+    started = time.perf_counter()
+    manifest = BatchJob(config, lambda: scorer).score_s3_object(
+        s3, config.storage.bucket, f"incoming/bench-{rows}.csv"
+    )
+    seconds = time.perf_counter() - started
+    peak = _vm_hwm_mb()
+    print(
+        json.dumps(
+            {
+                "rows": manifest.rows_scored,
+                "seconds": seconds,
+                "peak_mb": peak,
+                "timings": manifest.timings,
+            }
+        )
+    )
+
+
+def _vm_hwm_mb() -> float:
+    """This process's peak RSS. Not ru_maxrss: Linux carries that across fork+exec, so a
+    child would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def raw_baseline(rows: int) -> float:
+    """rows/s of pipeline.predict_proba on the same kind of rows, already in memory."""
+    sys.path.insert(0, str(EXAMPLE))
+    from churn_model.data import generate_churn
+    from churn_model.train import train
+
+    model = train(generate_churn(5000, seed=0))
+    frame = generate_churn(min(rows, 1_000_000), seed=1).drop(columns=["churned", "customer_id"])
+    started = time.perf_counter()
+    model.predict_proba(frame)
+    return len(frame) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "child":
+        child(sys.argv[2], int(sys.argv[3]))
+        return
+    sys.path.insert(0, str(EXAMPLE))
+    import boto3
+    from churn_model.data import generate_churn
+
+    from skylift.config import load_config
+    from skylift.registry import ModelRegistry
+    from skylift.training import train_candidate
+
+    config = load_config(EXAMPLE / "skylift.toml")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        endpoint = ""
+        for line in server.stdout:  # type: ignore[union-attr]
+            if "Running on http://" in line:
+                endpoint = line.split("Running on ")[1].split()[0].rstrip("/")
+                break
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        os.environ.update(env)
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket=config.storage.bucket)
+        registry = ModelRegistry.from_config(config, s3_client=s3)
+        bundle = train_candidate(config, generate_churn(5000, seed=0)).bundle
+        registry.register(bundle)
+        registry.promote(1)
+        raw = raw_baseline(1_000_000)
+        rows_out = []
+        for rows in SIZES:
+            parts = [
+                generate_churn(min(500_000, rows - done), seed=10 + i, dirty=True)
+                .drop(columns=["churned"])
+                .to_csv(index=False, header=(i == 0))
+                for i, done in enumerate(range(0, rows, 500_000))
+            ]
+            s3.put_object(
+                Bucket=config.storage.bucket,
+                Key=f"incoming/bench-{rows}.csv",
+                Body="".join(parts).encode(),
+            )
+            del parts
+            result = subprocess.run(
+                [sys.executable, "-m", "benchmarks.batch_throughput", "child", endpoint, str(rows)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env=env,
+            )
+            figures = json.loads(result.stdout.strip().splitlines()[-1])
+            rows_out.append(figures)
+            print(rows, figures, flush=True)
+    finally:
+        server.terminate()
+    one_m = next((r for r in rows_out if r["rows"] >= 900_000), rows_out[-1])
+    largest = rows_out[-1]
+    lines = [
+        "| rows | seconds | rows/s | vs raw predict_proba | peak RSS MB |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for figures in rows_out:
+        rate = figures["rows"] / figures["seconds"]
+        lines.append(
+            f"| {figures['rows']:,} | {figures['seconds']:.1f} | {rate:,.0f} | {rate / raw:.2f} | {figures['peak_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Raw pipeline.predict_proba on 1M in-memory rows: {raw:,.0f} rows/s. Target: >= 0.5x.",
+        f"Peak RSS at {largest['rows']:,} rows vs 1M: {largest['peak_mb'] / one_m['peak_mb']:.2f}x (target within 1.10x, and < 512 MB).",
+        f"Time split at the largest size (s): {json.dumps({k: round(v, 1) for k, v in largest['timings'].items()})}.",
+    ]
+    append("batch_throughput", lines)
+
+
+if __name__ == "__main__":
+    main()
