@@ -204,7 +204,7 @@ def latest_monitoring_report(config: SkyliftConfig, s3: Any) -> dict[str, Any] |
     keys = sorted(o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith(".json"))
     if not keys:
         return None
-    return json.loads(s3.get_object(Bucket=config.storage.bucket, Key=keys[-1])["Body"].read())  # type: ignore[no-any-return]
+    return json.loads(s3.get_object(Bucket=config.storage.bucket, Key=keys[-1])["Body"].read())
 
 
 def render_report_file(

@@ -339,9 +339,7 @@ def _record_model(schema: FeatureSchema) -> type[BaseModel]:
             fields[f"f{index}"] = (kind, Field(alias=feature.name))
     if schema.id_column and schema.id_column not in schema.names:
         fields["record_id"] = (_Id | None, Field(default=None, alias=schema.id_column))
-    return create_model(
-        "Record", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    return create_model("Record", __config__=ConfigDict(extra="forbid"), **fields)
 
 
 _PROBLEM_TEXT = {

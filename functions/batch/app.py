@@ -58,7 +58,7 @@ def record_handler(record: SQSRecord) -> None:
         metrics.add_metric("BatchRowsRead", MetricUnit.Count, manifest.rows_read)
         metrics.add_metric("BatchRowsScored", MetricUnit.Count, manifest.rows_scored)
         metrics.add_metric("BatchRowsQuarantined", MetricUnit.Count, manifest.rows_quarantined)
-        metrics.add_metric("BatchFilesFailed", MetricUnit.Count, manifest.status == "failed")
+        metrics.add_metric("BatchFilesFailed", MetricUnit.Count, int(manifest.status == "failed"))
 
 
 @metrics.log_metrics
@@ -67,6 +67,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     function = getattr(context, "function_name", None)
     if function:
         logger.append_keys(function_name=function)
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+    return dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
     )

@@ -254,7 +254,7 @@ class BatchJob:
     ) -> BatchManifest:
         started = datetime.now(UTC)
         predictions_key, quarantine_key, _ = output_keys(self.config, key)
-        base = {
+        base: dict[str, Any] = {
             "input_bucket": bucket,
             "input_key": source or key,
             "input_etag": etag,
@@ -422,4 +422,4 @@ def _timed(chunks: Iterator[RawChunk], timings: dict[str, float], name: str) -> 
 
 
 def manifest_json(manifest: BatchManifest) -> dict[str, Any]:
-    return json.loads(manifest.model_dump_json())  # type: ignore[no-any-return]
+    return json.loads(manifest.model_dump_json())

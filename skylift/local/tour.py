@@ -229,7 +229,7 @@ class Tour:
         while time.monotonic() < deadline:
             try:
                 body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-                return json.loads(body)  # type: ignore[no-any-return]
+                return json.loads(body)
             except self.s3.exceptions.NoSuchKey:
                 time.sleep(0.25)
         raise TourError(f"s3://{self.bucket}/{key} did not appear within {timeout:.0f} s")
@@ -245,4 +245,4 @@ class Tour:
         if not keys:
             raise TourError(f"no report under s3://{self.bucket}/{prefix}")
         body = self.s3.get_object(Bucket=self.bucket, Key=keys[-1][1])["Body"].read()
-        return json.loads(body)  # type: ignore[no-any-return]
+        return json.loads(body)
