@@ -288,8 +288,14 @@ class FeatureSchema(BaseModel):
             raw = frame[feature.name]
             blank = raw.isna()
             if raw.dtype == object or pd.api.types.is_string_dtype(raw):
-                stripped = raw.astype(object).where(~blank, None)
-                stripped = stripped.map(lambda v: v.strip() if isinstance(v, str) else v)
+                # Vectorised: .str.strip() leaves non-strings (JSON numbers) as NaN, so they
+                # are put back from the original column.
+                objects = raw.astype(object)
+                try:
+                    stripped = objects.str.strip()
+                except AttributeError:  # no strings at all in this column (e.g. all numbers)
+                    stripped = objects
+                stripped = stripped.where(stripped.notna() | blank, objects)
                 blank = blank | (stripped == "")
                 raw = stripped.where(~blank, np.nan)
             if isinstance(feature, NumericFeature):
@@ -312,7 +318,7 @@ class FeatureSchema(BaseModel):
                 clean[feature.name] = numbers
             else:
                 text = raw.astype(object).where(~blank, np.nan)
-                text = text.map(lambda v: v if isinstance(v, str) or pd.isna(v) else str(v))
+                text = text.where(text.isna(), text.astype(str))
                 known = self._categories.get(feature.name)
                 if known:
                     unseen = text.notna() & ~text.isin(known)

@@ -375,7 +375,7 @@ class BatchJob:
             for feature, count in validation.flag_counts.items():
                 counts["flagged"][feature] = counts["flagged"].get(feature, 0) + count
             for position, reason in validation.rejected.items():
-                rejected_rows.append((chunk.lines[position], chunk.raw[position], reason))
+                rejected_rows.append((chunk.lines[position], chunk.raw(position), reason))
             timings["validate"] += time.perf_counter() - clock
             clock = time.perf_counter()
             valid_index = validation.valid.index

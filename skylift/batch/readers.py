@@ -16,7 +16,7 @@ import gzip
 import io
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
@@ -35,13 +35,17 @@ class RawChunk:
 
     frame: pd.DataFrame  # one row per parsed record; values as read
     lines: list[int]  # physical line number of each frame row
-    raw: list[str]  # each frame row as it came (for quarantine)
     rejected: list[tuple[int, str, str]] = field(default_factory=list)  # (line, raw, reason)
     blank_lines: int = 0
+    # How to show frame row i "as it came" (only rejected rows ever need it).
+    show: Callable[[int], str] = field(default=lambda position: "", repr=False)
 
     @property
     def rows(self) -> int:
         return len(self.frame) + len(self.rejected)
+
+    def raw(self, position: int) -> str:
+        return self.show(position)
 
 
 def detect_format(key: str) -> tuple[Format, bool]:
@@ -174,7 +178,6 @@ def _csv_iter(reader: Any, header: list[str], chunk_rows: int) -> Iterator[RawCh
     width = len(header)
     rows: list[list[str]] = []
     lines: list[int] = []
-    raw: list[str] = []
     rejected: list[tuple[int, str, str]] = []
     blank = 0
     while True:
@@ -187,36 +190,52 @@ def _csv_iter(reader: Any, header: list[str], chunk_rows: int) -> Iterator[RawCh
         except csv.Error as exc:
             rejected.append((reader.line_num, "", f"malformed CSV: {exc}"))
             continue
-        line = reader.line_num
         if not record or (len(record) == 1 and not record[0].strip()):
             blank += 1
+        elif len(record) != width:
+            rejected.append(
+                (
+                    reader.line_num,
+                    _printable(_join(record)),
+                    f"expected {width} fields, got {len(record)}",
+                )
+            )
         else:
-            as_came = _join(record)
-            if _has_bad_bytes(as_came):
-                rejected.append((line, _printable(as_came), "invalid UTF-8 bytes"))
-            elif len(record) != width:
-                rejected.append((line, as_came, f"expected {width} fields, got {len(record)}"))
-            else:
-                rows.append(record)
-                lines.append(line)
-                raw.append(as_came)
+            rows.append(record)
+            lines.append(reader.line_num)
         if len(rows) + len(rejected) >= chunk_rows:
-            yield _chunk(rows, header, lines, raw, rejected, blank)
-            rows, lines, raw, rejected, blank = [], [], [], [], 0
+            yield _chunk(rows, header, lines, rejected, blank)
+            rows, lines, rejected, blank = [], [], [], 0
     if rows or rejected or blank:
-        yield _chunk(rows, header, lines, raw, rejected, blank)
+        yield _chunk(rows, header, lines, rejected, blank)
 
 
 def _chunk(
     rows: list[list[str]],
     columns: list[str],
     lines: list[int],
-    raw: list[str],
     rejected: list[tuple[int, str, str]],
     blank: int,
 ) -> RawChunk:
+    # One encode per chunk finds undecodable bytes; only then are rows checked one by one.
+    if _has_bad_bytes("\x1f".join("\x1f".join(row) for row in rows)):
+        keep = []
+        for row, line in zip(rows, lines, strict=True):
+            text = _join(row)
+            if _has_bad_bytes(text):
+                rejected.append((line, _printable(text), "invalid UTF-8 bytes"))
+            else:
+                keep.append((row, line))
+        rows = [row for row, _ in keep]
+        lines = [line for _, line in keep]
     frame = pd.DataFrame(rows, columns=columns, dtype=object)
-    return RawChunk(frame=frame, lines=lines, raw=raw, rejected=rejected, blank_lines=blank)
+    return RawChunk(
+        frame=frame,
+        lines=lines,
+        rejected=rejected,
+        blank_lines=blank,
+        show=lambda position: _join(rows[position]),
+    )
 
 
 def _join(record: list[str]) -> str:
@@ -292,7 +311,9 @@ def _json_chunk(
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     # JSON values keep their types; nested objects/lists are not feature values.
     frame = frame.astype(object).map(_scalar_or_marker) if len(frame) else frame
-    return RawChunk(frame=frame, lines=lines, raw=raw, rejected=rejected, blank_lines=blank)
+    return RawChunk(
+        frame=frame, lines=lines, rejected=rejected, blank_lines=blank, show=raw.__getitem__
+    )
 
 
 def _scalar_or_marker(value: Any) -> Any:
@@ -328,7 +349,10 @@ def _parquet_chunks(stream: IO[bytes], chunk_rows: int) -> tuple[list[str], Iter
             numbers = list(range(line + 1, line + len(frame) + 1))
             line += len(frame)
             # A Parquet row "as it came" is shown as its JSON object.
-            raw = frame.to_json(orient="records", lines=True).splitlines() if len(frame) else []
-            yield RawChunk(frame=frame.astype(object), lines=numbers, raw=raw)
+            yield RawChunk(
+                frame=frame.astype(object),
+                lines=numbers,
+                show=lambda position, f=frame: f.iloc[[position]].to_json(orient="records")[1:-1],
+            )
 
     return columns, chunks()
