@@ -26,6 +26,10 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
+
+
 def psi_chart(features: dict[str, dict[str, Any]], threshold: float) -> str:
     """Horizontal PSI bars, one per feature, with the threshold as a dashed line."""
     items = [(n, r["psi"]) for n, r in features.items() if r.get("psi") is not None]
@@ -86,10 +90,16 @@ def distribution_chart(name: str, result: dict[str, Any]) -> str:
                 f'<rect x="{x + slot * offset:.1f}" y="{height - bottom - h:.1f}" '
                 f'width="{slot * 0.4:.1f}" height="{h:.1f}" fill="{colour}"><title>{_e(labels[index] if index < len(labels) else "")}: {value:.3f}</title></rect>'
             )
-        if len(baseline) <= 12 and index < len(labels):
+        if result.get("kind") == "categorical" and len(baseline) <= 6 and index < len(labels):
             parts.append(
                 f'<text x="{x + slot / 2:.1f}" y="{height - bottom + 14}" font-size="9" text-anchor="middle">{_e(labels[index][:10])}</text>'
             )
+    if result.get("kind") != "categorical" and result.get("bins"):
+        edges = result["bins"]
+        parts.append(
+            f'<text x="10" y="{height - bottom + 14}" font-size="10">training deciles, '
+            f"{edges[0]:.4g} .. {edges[-1]:.4g}</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -184,7 +194,7 @@ svg text {{ font-size: 12px; fill: #333; }}
 <p class="sub">champion v{_e(monitoring.get("model_version", "?"))} &middot; window {_e(monitoring.get("window", {}).get("from", "?"))} to {_e(monitoring.get("window", {}).get("to", "?"))} &middot; {_e(monitoring.get("rows", 0))} inputs &middot; {status}</p>
 <h2>Drift per feature (PSI)</h2>
 {psi_chart(features, threshold)}
-<p>Max PSI {_e(monitoring.get("max_psi"))}; prediction PSI {_e(monitoring.get("prediction_psi"))}.</p>
+<p>Max PSI {_fmt(monitoring.get("max_psi"))}; prediction PSI {_fmt(monitoring.get("prediction_psi"))}.</p>
 <h2>Baseline vs current</h2>
 <p class="legend"><span style="background:{BASELINE_COLOUR}"></span>baseline (training) <span style="background:{CURRENT_COLOUR}"></span>current window</p>
 <div class="cards">{cards or "<p>No inputs in the window.</p>"}</div>
