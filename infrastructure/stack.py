@@ -453,50 +453,51 @@ class Observability(Construct):
                 period=cdk.Duration.minutes(5),
             )
 
+        at_least = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+
+        def alarm(
+            id: str,
+            watched: cloudwatch.IMetric,
+            threshold: float,
+            description: str,
+            operator: cloudwatch.ComparisonOperator = at_least,
+        ) -> cloudwatch.Alarm:
+            return cloudwatch.Alarm(
+                self,
+                id,
+                metric=watched,
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=operator,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
+
         self.alarms = {
-            "api-5xx": cloudwatch.Alarm(
-                self,
+            "api-5xx": alarm(
                 "Api5xx",
-                metric=api.metric_server_error(period=cdk.Duration.minutes(5), statistic="Sum"),
-                threshold=5,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description="The scoring API answered 5xx (never a user's mistake: a fault of ours).",
+                api.metric_server_error(period=cdk.Duration.minutes(5), statistic="Sum"),
+                5,
+                "The scoring API answered 5xx (never a user's mistake: a fault of ours).",
             ),
-            "dlq": cloudwatch.Alarm(
-                self,
+            "dlq": alarm(
                 "DeadLetters",
-                metric=dlq.metric_approximate_number_of_messages_visible(
-                    period=cdk.Duration.minutes(5)
-                ),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description="A batch file failed every retry and sits in the dead-letter queue.",
+                dlq.metric_approximate_number_of_messages_visible(period=cdk.Duration.minutes(5)),
+                1,
+                "A batch file failed every retry and sits in the dead-letter queue.",
             ),
-            "drift": cloudwatch.Alarm(
-                self,
+            "drift": alarm(
                 "Drift",
-                metric=metric("DriftMaxPSI", "Maximum"),
-                threshold=config.monitor.psi_threshold,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description="An input feature drifted past the PSI threshold.",
+                metric("DriftMaxPSI", "Maximum"),
+                config.monitor.psi_threshold,
+                "An input feature drifted past the PSI threshold.",
+                cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             ),
-            "retrain": cloudwatch.Alarm(
-                self,
+            "retrain": alarm(
                 "RetrainFailed",
-                metric=functions["retrain"].metric_errors(
-                    period=cdk.Duration.hours(1), statistic="Sum"
-                ),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description="The scheduled retrain failed.",
+                functions["retrain"].metric_errors(period=cdk.Duration.hours(1), statistic="Sum"),
+                1,
+                "The scheduled retrain failed.",
             ),
         }
         for alarm in self.alarms.values():

@@ -12,9 +12,17 @@ import os
 import re
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -48,6 +56,16 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 class ConfigError(SkyliftError, ValueError):
     """The config file (or an environment override) is missing, unreadable or invalid."""
+
+
+def _schedule_shape(value: str) -> str:
+    if not re.match(r"^(rate|cron)\(.+\)$", value):
+        raise ValueError(f"must be 'rate(...)' or 'cron(...)', got {value!r}")
+    return value
+
+
+# An EventBridge schedule expression, checked for its shape here, for its content by AWS.
+ScheduleExpression = Annotated[str, AfterValidator(_schedule_shape)]
 
 
 class _Section(BaseModel):
@@ -206,7 +224,7 @@ class BatchConfig(_Section):
 
 
 class RetrainConfig(_Section):
-    schedule: str = Field(
+    schedule: ScheduleExpression = Field(
         default="rate(1 day)", description="EventBridge schedule expression for retraining."
     )
     enabled: bool = Field(default=True, description="Schedule retraining at all.")
@@ -226,16 +244,9 @@ class RetrainConfig(_Section):
         default=900, ge=10, le=900, description="Retrain function timeout."
     )
 
-    @field_validator("schedule")
-    @classmethod
-    def _schedule_shape(cls, value: str) -> str:
-        if not re.match(r"^(rate|cron)\(.+\)$", value):
-            raise ValueError(f"must be 'rate(...)' or 'cron(...)', got {value!r}")
-        return value
-
 
 class MonitorConfig(_Section):
-    schedule: str = Field(
+    schedule: ScheduleExpression = Field(
         default="rate(1 hour)", description="EventBridge schedule expression for monitoring."
     )
     enabled: bool = Field(default=True, description="Schedule monitoring at all.")
@@ -255,13 +266,6 @@ class MonitorConfig(_Section):
     timeout_seconds: int = Field(
         default=300, ge=10, le=900, description="Monitor function timeout."
     )
-
-    @field_validator("schedule")
-    @classmethod
-    def _schedule_shape(cls, value: str) -> str:
-        if not re.match(r"^(rate|cron)\(.+\)$", value):
-            raise ValueError(f"must be 'rate(...)' or 'cron(...)', got {value!r}")
-        return value
 
 
 class DeployConfig(_Section):
