@@ -14,7 +14,6 @@ object cannot both commit. Nothing else to provision or pay for.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import tempfile
@@ -419,7 +418,3 @@ def _timed(chunks: Iterator[RawChunk], timings: dict[str, float], name: str) -> 
         finally:
             timings[name] += time.perf_counter() - clock
         yield chunk
-
-
-def manifest_json(manifest: BatchManifest) -> dict[str, Any]:
-    return json.loads(manifest.model_dump_json())
