@@ -44,27 +44,27 @@ class Storage(Construct):
 
     def __init__(self, scope: Construct, id: str, topology: Topology) -> None:
         super().__init__(scope, id)
+        # What every bucket here gets: encrypted, private, TLS-only, versioned, kept on delete.
+        secure: dict[str, Any] = {
+            "encryption": s3.BucketEncryption.S3_MANAGED,
+            "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+            "enforce_ssl": True,
+            "versioned": True,
+            "removal_policy": cdk.RemovalPolicy.RETAIN,
+        }
         self.logs = s3.Bucket(
             self,
             "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(365))],
-            removal_policy=cdk.RemovalPolicy.RETAIN,
+            **secure,
         )
         self.bucket = s3.Bucket(
             self,
             "Data",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
             server_access_logs_bucket=self.logs,
             server_access_logs_prefix="data/",
-            removal_policy=cdk.RemovalPolicy.RETAIN,
+            **secure,
             lifecycle_rules=[
                 s3.LifecycleRule(prefix=topology.capture_prefix, expiration=cdk.Duration.days(90)),
                 s3.LifecycleRule(
