@@ -455,7 +455,7 @@ class Observability(Construct):
 
         at_least = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 
-        def alarm(
+        def make_alarm(
             id: str,
             watched: cloudwatch.IMetric,
             threshold: float,
@@ -474,26 +474,26 @@ class Observability(Construct):
             )
 
         self.alarms = {
-            "api-5xx": alarm(
+            "api-5xx": make_alarm(
                 "Api5xx",
                 api.metric_server_error(period=cdk.Duration.minutes(5), statistic="Sum"),
                 5,
                 "The scoring API answered 5xx (never a user's mistake: a fault of ours).",
             ),
-            "dlq": alarm(
+            "dlq": make_alarm(
                 "DeadLetters",
                 dlq.metric_approximate_number_of_messages_visible(period=cdk.Duration.minutes(5)),
                 1,
                 "A batch file failed every retry and sits in the dead-letter queue.",
             ),
-            "drift": alarm(
+            "drift": make_alarm(
                 "Drift",
                 metric("DriftMaxPSI", "Maximum"),
                 config.monitor.psi_threshold,
                 "An input feature drifted past the PSI threshold.",
                 cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             ),
-            "retrain": alarm(
+            "retrain": make_alarm(
                 "RetrainFailed",
                 functions["retrain"].metric_errors(period=cdk.Duration.hours(1), statistic="Sum"),
                 1,
