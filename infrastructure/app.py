@@ -63,7 +63,9 @@ def _acknowledge(stack: SkyliftStack) -> None:
     validations = cdk.Validations.of(stack)
     for rule, reason in NAG_ACKNOWLEDGED:
         validations.acknowledge(cdk.Acknowledgment(id=f"AwsSolutions::{rule}", reason=reason))
-    bucket = stack.resolve(stack.get_logical_id(stack.storage.bucket.node.default_child))
+    cfn_bucket = stack.storage.bucket.node.default_child
+    assert isinstance(cfn_bucket, cdk.CfnElement)
+    bucket = stack.resolve(stack.get_logical_id(cfn_bucket))
     for prefix in stack.granted_prefixes:
         validations.acknowledge(
             cdk.Acknowledgment(
