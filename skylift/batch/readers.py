@@ -348,11 +348,15 @@ def _parquet_chunks(stream: IO[bytes], chunk_rows: int) -> tuple[list[str], Iter
             frame = batch.to_pandas()
             numbers = list(range(line + 1, line + len(frame) + 1))
             line += len(frame)
-            # A Parquet row "as it came" is shown as its JSON object.
-            yield RawChunk(
-                frame=frame.astype(object),
-                lines=numbers,
-                show=lambda position, f=frame: f.iloc[[position]].to_json(orient="records")[1:-1],
-            )
+            yield RawChunk(frame=frame.astype(object), lines=numbers, show=_json_row(frame))
 
     return columns, chunks()
+
+
+def _json_row(frame: pd.DataFrame) -> Callable[[int], str]:
+    """A Parquet row "as it came" is shown as its JSON object."""
+
+    def show(position: int) -> str:
+        return str(frame.iloc[[position]].to_json(orient="records"))[1:-1]
+
+    return show
