@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml $(wildcard package.json) $(wildcard package-lock.json)
 demo: $(STAMP)
 	$(BIN)/skylift demo
 
-test: $(STAMP)
+# The layer is built first (pip for Lambda's platform, cached): the artifact test runs it.
+test: layer
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: $(STAMP)

@@ -85,15 +85,17 @@ def build_app(
     """The app and its stack; with ``layer_dir`` None and layer packaging, builds the layer."""
     app = cdk.App(outdir=outdir) if outdir else cdk.App()
     image = config.deploy.packaging == "image"
+    code_dir = stage_code_asset(config, image=image)
     if not image and layer_dir is None:
         from layers.build import build_layer
 
-        layer_dir = build_layer(config.deploy.python_version, config.deploy.architecture).path
+        deploy = config.deploy
+        layer_dir = build_layer(deploy.python_version, deploy.architecture, code_dir=code_dir).path
     stack = SkyliftStack(
         app,
         stack_name(config),
         config=config,
-        code_dir=stage_code_asset(config, image=image),
+        code_dir=code_dir,
         layer_dir=layer_dir,
         description=f"skylift: model {config.model.name} (registry, scoring API, batch, retraining, monitoring)",
     )

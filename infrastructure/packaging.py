@@ -1,5 +1,6 @@
 """The code asset, staged by Python (no Docker): skylift/, functions/, the user's model
-package(s) and skylift.toml at the root, exactly what the functions import."""
+package(s) and skylift.toml at the root, exactly what the functions import, with
+unchecked-hash bytecode compiled by the runtime's Python version (see layers/bytecode.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import hashlib
 import shutil
 from pathlib import Path
 
+from layers.bytecode import compile_sources
+from layers.interpreter import find_interpreter
 from skylift.config import SkyliftConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +46,7 @@ def stage_code_asset(config: SkyliftConfig, *, image: bool = False) -> Path:
     assert config.config_path is not None
     digest.update(config.config_path.read_bytes())
     digest.update(b"image" if image else b"zip")
+    digest.update(config.deploy.python_version.encode())
     target = STAGING / f"code-{digest.hexdigest()[:16]}"
     if not (target / ".complete").exists():
         shutil.rmtree(target, ignore_errors=True)
@@ -50,6 +54,10 @@ def stage_code_asset(config: SkyliftConfig, *, image: bool = False) -> Path:
         for source in sources:
             shutil.copytree(source, target / source.name, ignore=IGNORE)
         shutil.copy(config.config_path, target / "skylift.toml")
+        compile_sources(
+            find_interpreter(config.deploy.python_version),
+            [target / source.name for source in sources],
+        )
         if image:
             shutil.copy(ROOT / "layers" / "requirements.txt", target / "requirements.txt")
             (target / "Dockerfile").write_text(

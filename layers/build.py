@@ -2,10 +2,12 @@
 
 ``python -m layers.build [--config skylift.toml]`` installs layers/requirements.txt with
 ``pip install --platform manylinux2014_<arch> --only-binary=:all: --python-version X.Y``
-into ``layers/.cache/<hash>/python``, trims it (tests, __pycache__, type stubs, stripped
-shared objects, botocore models of services the functions never call), caches it by the hash of requirements + platform, and reports its size. A
-layer that would not fit Lambda's 250 MB (unzipped, function code included) fails with a
-clear message.
+into ``layers/.cache/<hash>/python``, trims it (tests, type stubs, headers, botocore models of
+services the functions never call; debug symbols of the packages' own extension modules),
+compiles what the handlers import to unchecked-hash bytecode with an interpreter of the
+runtime's version (:mod:`layers.bytecode`), caches it by the hash of requirements + platform +
+Python version + this recipe, and reports its size. A layer that would not fit Lambda's 250 MB
+(unzipped, function code included) fails with a clear message.
 """
 
 from __future__ import annotations
@@ -20,10 +22,15 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from layers.bytecode import BytecodeReport, ensure_bytecode
+from layers.interpreter import InterpreterNotFoundError, find_interpreter
+
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "requirements.txt"
 CACHE = HERE / ".cache"
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+# Part of the cache key: a change to how the layer is trimmed or compiled rebuilds it.
+RECIPE_VERSION = "3"
 # Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34): wheels tagged up to
 # manylinux_2_34 load there. Recent scikit-learn/scipy publish manylinux_2_27/2_28 only.
 GLIBC_TAGS = ("2014", "_2_28", "_2_34")
@@ -33,6 +40,9 @@ PLATFORMS = {
 }
 TRIM_DIRS = {"tests", "test", "__pycache__", "benchmarks"}
 TRIM_SUFFIXES = (".pyc", ".pyi", ".pxd", ".c", ".cpp", ".h")
+# auditwheel's vendored libraries (numpy.libs/, scipy.libs/, ...): strip breaks their program
+# headers ("ELF load command address/offset not page-aligned"), so they are left as shipped.
+VENDORED_LIBS_SUFFIX = ".libs"
 # botocore ships the API models of every AWS service (~25 MB); the functions call these.
 BOTOCORE_SERVICES = {
     "s3",
@@ -57,18 +67,39 @@ class LayerBuild:
     unzipped_bytes: int
     zipped_bytes: int | None
     cached: bool
+    code_bytes: int = 0
+    bytecode: BytecodeReport | None = None
 
     def describe(self) -> str:
         zipped = f", {self.zipped_bytes / 2**20:.1f} MB zipped" if self.zipped_bytes else ""
-        return (
-            f"layer {self.path}: {self.unzipped_bytes / 2**20:.1f} MB unzipped{zipped} "
-            f"(Lambda limit 250 MB with code){' [cached]' if self.cached else ''}"
-        )
+        total = self.unzipped_bytes + self.code_bytes
+        lines = [
+            f"layer {self.path}: {self.unzipped_bytes / 2**20:.1f} MB unzipped{zipped}"
+            f"{' [cached]' if self.cached else ''}",
+            f"layer + code {total / 2**20:.1f} MB of Lambda's 250 MB unzipped limit "
+            f"(margin {(LAMBDA_UNZIPPED_LIMIT - total) / 2**20:.1f} MB)",
+        ]
+        if self.bytecode:
+            lines.append(self.bytecode.describe())
+        return "\n".join(lines)
 
 
 def cache_key(requirements: str, python_version: str, architecture: str) -> str:
-    digest = hashlib.sha256(f"{requirements}\n{python_version}\n{architecture}".encode())
+    digest = hashlib.sha256(
+        f"{requirements}\n{python_version}\n{architecture}\n{RECIPE_VERSION}".encode()
+    )
     return digest.hexdigest()[:16]
+
+
+def layer_directory(
+    python_version: str, architecture: str, requirements: Path = REQUIREMENTS
+) -> Path:
+    """Where the layer for these inputs is (or would be) built; it holds ``python/``."""
+    return CACHE / cache_key(requirements.read_text(), python_version, architecture)
+
+
+def is_built(layer: Path) -> bool:
+    return (layer / ".complete").exists()
 
 
 def directory_size(path: Path) -> int:
@@ -85,7 +116,7 @@ def zipped_size(path: Path) -> int:
 
 
 def trim(site: Path) -> None:
-    """Drop what a function never imports; strip debug symbols from shared objects."""
+    """Drop what a function never imports; strip the packages' own extension modules."""
     for directory in sorted(site.rglob("*"), key=lambda p: -len(p.parts)):
         if directory.is_dir() and directory.name in TRIM_DIRS:
             shutil.rmtree(directory, ignore_errors=True)
@@ -100,6 +131,8 @@ def trim(site: Path) -> None:
     strip = shutil.which("strip")
     if strip:
         for library in site.rglob("*.so*"):
+            if any(part.endswith(VENDORED_LIBS_SUFFIX) for part in library.parts):
+                continue
             subprocess.run(
                 [strip, "--strip-unneeded", str(library)], check=False, capture_output=True
             )
@@ -110,12 +143,18 @@ def build_layer(
     architecture: str = "x86_64",
     *,
     requirements: Path = REQUIREMENTS,
+    code_dir: Path | None = None,
     code_bytes: int = 0,
     with_zip: bool = False,
 ) -> LayerBuild:
-    """Build (or reuse) the layer for Lambda's platform."""
+    """Build (or reuse) the layer for Lambda's platform.
+
+    With ``code_dir`` (the staged code asset) the layer also gets bytecode for everything the
+    handlers import, compiled by an interpreter of ``python_version`` (an error names the
+    remedy when there is none), and the size check counts that code.
+    """
     text = requirements.read_text()
-    target = CACHE / cache_key(text, python_version, architecture)
+    target = layer_directory(python_version, architecture, requirements)
     site = target / "python"
     marker = target / ".complete"
     cached = marker.exists()
@@ -146,6 +185,11 @@ def build_layer(
             raise RuntimeError(f"pip could not build the layer:\n{result.stderr[-3000:]}")
         trim(site)
         marker.write_text(text)
+    bytecode = None
+    if code_dir is not None:
+        python = find_interpreter(python_version)
+        bytecode = ensure_bytecode(python, python_version, site, code_dir)
+        code_bytes = directory_size(code_dir)
     unzipped = directory_size(site)
     if unzipped + code_bytes > LAMBDA_UNZIPPED_LIMIT:
         raise LayerTooLargeError(
@@ -153,25 +197,32 @@ def build_layer(
             f"250 MB unzipped limit: trim layers/requirements.txt or set "
             f'[deploy].packaging = "image" (a container image allows 10 GB)'
         )
-    return LayerBuild(target, unzipped, zipped_size(target) if with_zip else None, cached)
+    zipped = zipped_size(target) if with_zip else None
+    return LayerBuild(target, unzipped, zipped, cached, code_bytes, bytecode)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--config", default=None, help="skylift.toml (python version, architecture)"
+        "--config",
+        default=str(HERE.parent / "examples" / "churn" / "skylift.toml"),
+        help="skylift.toml (python version, architecture, the code the handlers import)",
     )
     parser.add_argument("--zip", action="store_true", help="also measure the zipped size")
     args = parser.parse_args(argv)
-    python_version, architecture = "3.12", "x86_64"
-    if args.config:
-        from skylift.config import load_config
+    from infrastructure.packaging import stage_code_asset
+    from skylift.config import ConfigError, load_config
 
-        deploy = load_config(args.config).deploy
-        python_version, architecture = deploy.python_version, deploy.architecture
     try:
-        build = build_layer(python_version, architecture, with_zip=args.zip)
-    except (LayerTooLargeError, RuntimeError) as exc:
+        config = load_config(args.config)
+        deploy = config.deploy
+        build = build_layer(
+            deploy.python_version,
+            deploy.architecture,
+            code_dir=stage_code_asset(config),
+            with_zip=args.zip,
+        )
+    except (ConfigError, LayerTooLargeError, InterpreterNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(build.describe())

@@ -1,12 +1,19 @@
-"""The deployable artifact needs nothing else: each handler runs in an isolated interpreter
-(`python -I -S`: no site-packages, no user paths) whose path holds only a layer and the code
-asset, against a moto server on 127.0.0.1."""
+"""The deployable artifact, as `cdk deploy` would upload it, run by the runtime's Python.
+
+The CDK app is synthesized with the layer as `make layer` built it (pip for Lambda's platform,
+trimmed, bytecode compiled by the target version); the layer and code assets are taken from
+the cloud assembly and laid out as Lambda mounts them (/opt and /var/task), every file dated
+1980-01-01 as the pinned CDK CLI zips them. Each handler then runs in an isolated interpreter
+of ``[deploy].python_version`` (`-I -S -B`: no site-packages, no user paths, no bytecode
+written) with only those two folders on its path, on real events, against a moto server on
+127.0.0.1. A missing module, a library that does not load, a module compiled from source at
+import (no valid bytecode shipped) or a handler error fails the test.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 
 import boto3
@@ -15,25 +22,49 @@ from moto.server import ThreadedMotoServer
 
 from tests.conftest import load_event
 
+# Lambda puts the code first, then the layer's python/ (and the runtime's own modules, which
+# this interpreter's standard library stands in for).
 RUNNER = textwrap.dedent(
     """
-    import json, sys
-    layer, code, module, event_path = sys.argv[1:5]
-    sys.path[:0] = [layer, code]
-    handler = __import__(module, fromlist=["handler"]).handler
+    import importlib.machinery, json, sys
+    task, layer, module, event_path = sys.argv[1:5]
+    compiled = []
+    _source_to_code = importlib.machinery.SourceFileLoader.source_to_code
+    def source_to_code(self, data, path, *args, **kwargs):
+        compiled.append(str(path))
+        return _source_to_code(self, data, path, *args, **kwargs)
+    importlib.machinery.SourceFileLoader.source_to_code = source_to_code
+    sys.path[:0] = [task, layer]
+    handler = importlib.import_module(module).handler
     reply = handler(json.load(open(event_path)), None)
     banned = [m for m in ("moto", "requests", "rich", "click", "pytest") if m in sys.modules]
-    print("RESULT " + json.dumps({"reply": reply, "banned": banned, "paths": [p for p in sys.path if "site-packages" in p]}, default=str))
+    print("RESULT " + json.dumps({
+        "reply": reply,
+        "banned": banned,
+        "compiled": [p for p in compiled if p.startswith((task, layer))],
+        "paths": [p for p in sys.path if "site-packages" in p],
+    }, default=str))
     """
 )
 
 
 @pytest.fixture(scope="module")
-def artifact(churn_config):
-    from infrastructure.packaging import stage_code_asset
-    from layers.local import assemble_local_layer
+def target_python(churn_config):
+    from layers.interpreter import find_interpreter
 
-    return assemble_local_layer(), stage_code_asset(churn_config)
+    return find_interpreter(churn_config.deploy.python_version)
+
+
+@pytest.fixture(scope="module")
+def deployed(churn_config, tmp_path_factory):
+    """(/var/task, /opt/python) from the assets of a real synth with the built layer."""
+    from layers.artifact import LayerNotBuiltError, deployed_artifact
+
+    try:
+        artifact = deployed_artifact(churn_config, tmp_path_factory.mktemp("lambda"))
+    except LayerNotBuiltError as exc:
+        pytest.fail(str(exc))
+    return artifact.task, artifact.layer
 
 
 @pytest.fixture(scope="module")
@@ -53,89 +84,104 @@ def aws(churn_config, churn_frame):
     server.stop()
 
 
-def run(artifact, endpoint, module, event, tmp_path, bucket):
-    layer, code = artifact
+def run(target_python, deployed, endpoint, module, event, tmp_path, bucket):
+    task, layer = deployed
     event_path = tmp_path / "event.json"
     event_path.write_text(json.dumps(event))
     env = {
         "PATH": "/usr/bin:/bin",
-        "SKYLIFT_CONFIG": str(code / "skylift.toml"),
+        "LAMBDA_TASK_ROOT": str(task),
+        "SKYLIFT_CONFIG": str(task / "skylift.toml"),
         "SKYLIFT_STORAGE__BUCKET": bucket,
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
         "POWERTOOLS_SERVICE_NAME": "skylift",
         "POWERTOOLS_METRICS_NAMESPACE": "Skylift",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
+    arguments = [str(task), str(layer), module, str(event_path)]
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", RUNNER, str(layer), str(code), module, str(event_path)],
+        [target_python, "-I", "-S", "-B", "-c", RUNNER, *arguments],
         capture_output=True,
         text=True,
         env=env,
-        cwd=code,
-        timeout=120,
+        cwd=task,
+        timeout=300,
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert result.returncode == 0 and lines, result.stderr[-3000:]
     outcome = json.loads(lines[-1][len("RESULT ") :])
     assert outcome["banned"] == [] and outcome["paths"] == []
+    assert outcome["compiled"] == [], f"{module} compiled from source: {outcome['compiled']}"
     return outcome["reply"]
 
 
-def test_every_handler_runs_from_layer_and_code_alone(
-    artifact, aws, churn_config, churn_frame, tmp_path
+def test_every_handler_runs_from_the_deployed_assets(
+    target_python, deployed, aws, churn_config, churn_frame, tmp_path
 ):
     endpoint, s3 = aws
     bucket = churn_config.storage.bucket
-    retrained = run(
-        artifact,
-        endpoint,
-        "functions.retrain.app",
-        load_event("eventbridge_retrain_schedule.json"),
-        tmp_path,
-        bucket,
-    )
+
+    def invoke(module: str, event_file: str):
+        event = load_event(event_file)
+        return run(target_python, deployed, endpoint, module, event, tmp_path, bucket)
+
+    retrained = invoke("functions.retrain.app", "eventbridge_retrain_schedule.json")
     assert retrained["status"] == "succeeded" and retrained["promoted"]
 
-    health = run(
-        artifact, endpoint, "functions.score.app", load_event("api_health.json"), tmp_path, bucket
-    )
+    health = invoke("functions.score.app", "api_health.json")
     assert health["statusCode"] == 200, health
-    predicted = run(
-        artifact, endpoint, "functions.score.app", load_event("api_predict.json"), tmp_path, bucket
-    )
+    predicted = invoke("functions.score.app", "api_predict.json")
     assert predicted["statusCode"] == 200 and json.loads(predicted["body"])["predictions"]
 
     key = "incoming/november/customers 2026-11 été.csv"
-    s3.put_object(
-        Bucket=bucket,
-        Key=key,
-        Body=churn_frame.head(20).drop(columns=["churned"]).to_csv(index=False).encode(),
-    )
-    batch = run(
-        artifact,
-        endpoint,
-        "functions.batch.app",
-        load_event("sqs_s3_object_created.json"),
-        tmp_path,
-        bucket,
-    )
+    rows = churn_frame.head(20).drop(columns=["churned"])
+    s3.put_object(Bucket=bucket, Key=key, Body=rows.to_csv(index=False).encode())
+    batch = invoke("functions.batch.app", "sqs_s3_object_created.json")
     assert batch == {"batchItemFailures": []}
-    manifest = json.loads(
-        s3.get_object(
-            Bucket=bucket, Key="predictions/november/customers 2026-11 été.csv.manifest.json"
-        )["Body"].read()
-    )
+    manifest_key = "predictions/november/customers 2026-11 été.csv.manifest.json"
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
     assert manifest["rows_scored"] == 20
 
-    monitored = run(
-        artifact,
-        endpoint,
-        "functions.monitor.app",
-        load_event("eventbridge_monitor_schedule.json"),
-        tmp_path,
-        bucket,
-    )
+    monitored = invoke("functions.monitor.app", "eventbridge_monitor_schedule.json")
     assert monitored["report_key"].startswith("reports/monitoring/")
+
+
+LOAD_SHARED_OBJECTS = textwrap.dedent(
+    """
+    import ctypes, json, pathlib, sys
+    failed = {}
+    libraries = sorted(p for p in pathlib.Path(sys.argv[1]).rglob("*.so*") if p.is_file())
+    for library in libraries:
+        try:
+            ctypes.CDLL(str(library))
+        except OSError as exc:
+            failed[str(library)] = str(exc)
+    print(json.dumps({"loaded": len(libraries) - len(failed), "failed": failed}))
+    """
+)
+
+
+def test_every_shared_object_in_the_layer_loads(target_python, deployed):
+    """strip on auditwheel's vendored libraries breaks them; each must dlopen on the target."""
+    _task, layer = deployed
+    result = subprocess.run(
+        [target_python, "-I", "-S", "-c", LOAD_SHARED_OBJECTS, str(layer)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout)
+    assert outcome["failed"] == {}
+    assert outcome["loaded"] > 200  # numpy, scipy, pandas, sklearn, pydantic_core, ...
+
+
+def test_the_deployed_assets_fit_lambdas_unzipped_limit(deployed):
+    from layers.build import LAMBDA_UNZIPPED_LIMIT, directory_size
+
+    task, layer = deployed
+    assert directory_size(task) + directory_size(layer) < LAMBDA_UNZIPPED_LIMIT
