@@ -78,17 +78,16 @@ def run_child(python: str, code: str, env: dict[str, str], *flags: str) -> tuple
     return wall, cpu, result.stderr
 
 
-def largest_imports(stderr: str, count: int = 8) -> list[tuple[str, float]]:
-    """Top-level imports by cumulative time from ``-X importtime`` output."""
-    top: list[tuple[str, float]] = []
+def largest_imports(stderr: str, count: int = 10) -> list[tuple[str, float]]:
+    """Top-level packages by cumulative import time, from ``-X importtime`` output."""
+    packages: dict[str, float] = {}
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue
-        _self, cumulative, name = line[len("import time:") :].split("|")
-        # "| name" at the top level; nested imports are indented further.
-        if cumulative.strip().isdigit() and not name[1:].startswith(" "):
-            top.append((name.strip(), int(cumulative) / 1000))
-    return sorted(top, key=lambda item: -item[1])[:count]
+        _self, cumulative, name = (part.strip() for part in line[len("import time:") :].split("|"))
+        if cumulative.isdigit() and "." not in name and not name.startswith("_"):
+            packages[name] = max(packages.get(name, 0.0), int(cumulative) / 1000)
+    return sorted(packages.items(), key=lambda item: -item[1])[:count]
 
 
 def main() -> int:

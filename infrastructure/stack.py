@@ -157,6 +157,9 @@ class Functions(Construct):
                     handler=spec.handler,
                     code=lambda_.Code.from_asset(str(code_dir)),
                     layers=[layer] if layer else [],
+                    snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
+                    if spec.snap_start
+                    else None,
                     **common,
                 )
             _grant_prefixes(function, bucket, spec)
@@ -228,7 +231,9 @@ class Serving(Construct):
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         target: lambda_.IFunction = function
-        if config.api.provisioned_concurrency:
+        # SnapStart and provisioned concurrency apply to published versions only: API Gateway
+        # invokes the alias of the version each deploy publishes, never $LATEST.
+        if config.api.provisioned_concurrency or config.score_snap_start:
             target = lambda_.Alias(
                 self,
                 "Live",

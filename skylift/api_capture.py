@@ -59,6 +59,8 @@ class CaptureSink(Protocol):
 
     def flush(self, timeout: float = 5.0) -> bool: ...
 
+    def after_restore(self) -> None: ...
+
 
 class NullCapture:
     """Capture switched off (no stream configured, or a sample rate of 0)."""
@@ -76,6 +78,9 @@ class NullCapture:
 
     def flush(self, timeout: float = 5.0) -> bool:
         return True
+
+    def after_restore(self) -> None:
+        return None
 
 
 def capture_lines(
@@ -182,6 +187,14 @@ class FirehoseCapture:
         finally:
             self._flush_now.clear()
         return True
+
+    def after_restore(self) -> None:
+        """After a SnapStart restore: reseed sampling (each restored copy would otherwise
+        draw the same sequence) and open new connections (the snapshot's are dead)."""
+        self._rng.seed()
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     # ---- background thread -------------------------------------------------------------------
 

@@ -207,6 +207,12 @@ class ApiConfig(_Section):
     provisioned_concurrency: int | None = Field(
         default=None, ge=1, description="Provisioned (pre-warmed) instances: no cold starts."
     )
+    snap_start: bool | None = Field(
+        default=None,
+        description="Lambda SnapStart for the score function (model loaded and warmed before "
+        "the snapshot); none = on where Lambda allows it: Python >= 3.12, layer packaging, no "
+        "provisioned concurrency.",
+    )
 
 
 class BatchConfig(_Section):
@@ -352,6 +358,29 @@ class SkyliftConfig(BaseSettings):
         if self.model.id_column and self.model.id_column == self.model.target:
             raise ValueError("model.id_column and model.target must be different columns")
         return self
+
+    @model_validator(mode="after")
+    def _snap_start_possible(self) -> SkyliftConfig:
+        if self.api.snap_start and (reason := self._snap_start_obstacle()):
+            raise ValueError(f"api.snap_start = true is not possible: {reason}")
+        return self
+
+    def _snap_start_obstacle(self) -> str | None:
+        """Why Lambda would refuse SnapStart for the score function, or None."""
+        if self.deploy.python_version < "3.12":
+            return "Lambda offers SnapStart for Python 3.12 and later (deploy.python_version)"
+        if self.deploy.packaging != "layer":
+            return "Lambda offers SnapStart for zip packages, not container images"
+        if self.api.provisioned_concurrency:
+            return "Lambda does not combine SnapStart with api.provisioned_concurrency"
+        return None
+
+    @property
+    def score_snap_start(self) -> bool:
+        """Whether the score function runs with SnapStart ([api].snap_start, resolved)."""
+        if self.api.snap_start is None:
+            return self._snap_start_obstacle() is None
+        return self.api.snap_start
 
     @property
     def project_dir(self) -> Path:

@@ -115,6 +115,11 @@ class ModelRegistry:
         self._root = f"{prefix}{name}/"
         self._s3 = s3_client or aws.client("s3", endpoint_url=endpoint_url)
 
+    def close_connections(self) -> None:
+        """Drop pooled HTTP connections (after a SnapStart restore they are dead); the client
+        opens new ones on its next call."""
+        self._s3.close()
+
     @classmethod
     def from_config(
         cls, config: Any, *, s3_client: Any | None = None, endpoint_url: str | None = None

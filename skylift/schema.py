@@ -196,6 +196,21 @@ class FeatureSchema(BaseModel):
     def _records_adapter(self) -> TypeAdapter[list[Any]]:
         return TypeAdapter(list[self.record_model()])  # type: ignore[misc,arg-type]
 
+    def example_record(self) -> dict[str, Any]:
+        """A record this schema accepts (the smallest observed values, a known category)."""
+        record: dict[str, Any] = {}
+        for feature in self.features:
+            if isinstance(feature, NumericFeature):
+                value = feature.min if feature.min is not None else 0.0
+                record[feature.name] = int(value) if feature.integer else value
+            elif feature.categories:
+                record[feature.name] = feature.categories[0]
+            else:
+                record[feature.name] = None if feature.nullable else ""
+        if self.id_column:
+            record[self.id_column] = "warm-up"
+        return record
+
     def validate_records(self, records: Sequence[Mapping[str, Any]]) -> RecordValidation:
         """Validate JSON records; on success ``frame`` holds the features in schema order."""
         try:

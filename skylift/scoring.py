@@ -92,6 +92,14 @@ class Scorer:
         predictions = np.asarray(self.model.predict(frame))
         return Scores(_plain_array(predictions), None, None)
 
+    def warm(self) -> None:
+        """Score one record the schema accepts, as a request would: the validator is built and
+        whatever the estimator imports or caches on its first call happens now (during init,
+        before a SnapStart snapshot), not on the first request."""
+        validation = self.schema.validate_records([self.schema.example_record()])
+        if validation.frame is not None:
+            self.score(validation.frame)
+
     def score_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """Predictions (and ``probability_<class>`` columns) indexed like ``features``."""
         return self.score(features).to_frame(index=features.index)

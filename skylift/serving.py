@@ -44,6 +44,7 @@ from skylift.api_capture import CaptureSink, FirehoseCapture, NullCapture, captu
 from skylift.api_errors import ApiError, Detail, ErrorCode, strict_json_loads
 from skylift.registry import DEFAULT_ALIAS
 from skylift.scoring import Scorer
+from skylift.snapstart import register_snapstart_hooks
 
 if TYPE_CHECKING:
     from skylift.config import ApiConfig, SkyliftConfig
@@ -280,6 +281,12 @@ class ModelHolder:
         finally:
             self._lock.release()
 
+    def after_restore(self) -> None:
+        """After a SnapStart restore: pooled connections are dead; re-check the alias now."""
+        if self.registry is not None:
+            self.registry.close_connections()
+            self.refresh()
+
     def refresh(self) -> None:
         """Check the alias now (ignores the interval)."""
         with self._lock:
@@ -301,7 +308,7 @@ class ModelHolder:
                 return
             bundle = self.registry.load(version, allow_version_skew=self._allow_version_skew)
             scorer = Scorer(bundle)
-            scorer.schema.validate_records([])  # builds the record validator now, not on a request
+            scorer.warm()  # the first request (or a SnapStart restore) finds it ready
         except Exception as exc:
             # Whatever went wrong (S3 down, tampered artifact, bad pickle), the model in memory
             # keeps serving; the failure is counted for the ModelReloadFailures metric.
@@ -400,6 +407,21 @@ class ScoringService:
             multi = reply.get("multiValueHeaders") or {}
             reply["headers"] = {name: str(values[-1]) for name, values in multi.items() if values}
         return reply
+
+    # ---- SnapStart runtime hooks (skylift.snapstart registers them) ---------------------------
+
+    def before_snapshot(self) -> None:
+        """Lambda snapshots this environment once the version is published: load and warm the
+        champion now, and send what capture holds, so every restored copy starts ready."""
+        if self.holder.scorer is None:
+            self.holder.refresh()
+        self.flush()
+
+    def after_restore(self) -> None:
+        """Each restored copy may start hours after the snapshot, beside many others: check
+        the champion alias now, open fresh connections, and stop sharing the RNG state."""
+        self.holder.after_restore()
+        self.capture.after_restore()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait for queued capture records (a process about to exit calls this)."""
@@ -851,11 +873,16 @@ def create_service(
         holder = ModelHolder.unavailable(f"registry error: {exc}")
     if load:
         holder.maybe_refresh()
-    capture: CaptureSink = NullCapture()
-    if config.api.capture_stream and config.api.capture_sample_rate > 0:
-        capture = FirehoseCapture(
-            config.api.capture_stream,
-            config.api.capture_sample_rate,
-            client_factory=firehose_client_factory or _firehose_client,
-        )
-    return build_service(config, holder, capture)
+    service = build_service(config, holder, _capture_sink(config, firehose_client_factory))
+    register_snapstart_hooks(service.before_snapshot, service.after_restore)
+    return service
+
+
+def _capture_sink(config: SkyliftConfig, client_factory: Callable[[], Any] | None) -> CaptureSink:
+    if not (config.api.capture_stream and config.api.capture_sample_rate > 0):
+        return NullCapture()
+    return FirehoseCapture(
+        config.api.capture_stream,
+        config.api.capture_sample_rate,
+        client_factory=client_factory or _firehose_client,
+    )

@@ -65,6 +65,7 @@ class FunctionSpec:
     events_put: bool = False
     reserved_concurrency: int | None = None
     provisioned_concurrency: int | None = None
+    snap_start: bool = False  # published versions start from a snapshot of the warmed init
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ def describe(
             firehose_put=True,
             reserved_concurrency=config.api.reserved_concurrency,
             provisioned_concurrency=config.api.provisioned_concurrency,
+            snap_start=config.score_snap_start,
         ),
         "batch": FunctionSpec(
             name="batch",

@@ -20,6 +20,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from skylift.local.gateway import LambdaContext
+from skylift.snapstart import (
+    INIT_TYPE_ENV,
+    ON_DEMAND_INIT,
+    SNAPSTART_INIT,
+    hook_counts,
+    run_snapshot_then_restore,
+)
 from skylift.topology import FunctionSpec
 
 __all__ = ["HandlerUnavailable", "LocalFunction"]
@@ -63,9 +70,15 @@ class LocalFunction:
             if self._handler is not None:
                 return self._handler
             os.environ.update(self.environment)
+            # Lambda tells the init what it is; the score function's hooks register on it.
+            os.environ[INIT_TYPE_ENV] = SNAPSTART_INIT if self.spec.snap_start else ON_DEMAND_INIT
+            hooks_before_init = hook_counts()
             try:
                 module = importlib.import_module(self._module_name)
                 handler = getattr(module, self._attribute)
+                if self.spec.snap_start:
+                    # As Lambda does when the version is published, then for each new copy.
+                    run_snapshot_then_restore(since=hooks_before_init)
             except Exception as exc:
                 sys.modules.pop(self._module_name, None)  # a later import starts afresh
                 reason = f"{type(exc).__name__}: {exc}"

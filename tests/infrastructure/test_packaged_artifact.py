@@ -13,6 +13,7 @@ import (no valid bytecode shipped) or a handler error fails the test.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import textwrap
 
@@ -27,7 +28,7 @@ from tests.conftest import load_event
 RUNNER = textwrap.dedent(
     """
     import importlib.machinery, json, sys
-    task, layer, module, event_path = sys.argv[1:5]
+    task, layer, runtime, module, event_path = sys.argv[1:6]
     compiled = []
     _source_to_code = importlib.machinery.SourceFileLoader.source_to_code
     def source_to_code(self, data, path, *args, **kwargs):
@@ -35,11 +36,15 @@ RUNNER = textwrap.dedent(
         return _source_to_code(self, data, path, *args, **kwargs)
     importlib.machinery.SourceFileLoader.source_to_code = source_to_code
     sys.path[:0] = [task, layer]
+    sys.path.append(runtime)  # after the layer, as Lambda's /var/runtime
     handler = importlib.import_module(module).handler
+    from skylift.snapstart import run_snapshot_then_restore
+    hooks = run_snapshot_then_restore()  # what Lambda does for a SnapStart version
     reply = handler(json.load(open(event_path)), None)
     banned = [m for m in ("moto", "requests", "rich", "click", "pytest") if m in sys.modules]
     print("RESULT " + json.dumps({
         "reply": reply,
+        "hooks": hooks,
         "banned": banned,
         "compiled": [p for p in compiled if p.startswith((task, layer))],
         "paths": [p for p in sys.path if "site-packages" in p],
@@ -68,6 +73,16 @@ def deployed(churn_config, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def runtime(tmp_path_factory):
+    """Lambda's own modules beside the standard library (/var/runtime): the SnapStart hooks."""
+    import snapshot_restore_py
+
+    folder = tmp_path_factory.mktemp("runtime")
+    shutil.copy(snapshot_restore_py.__file__, folder)  # a single module
+    return folder
+
+
+@pytest.fixture(scope="module")
 def aws(churn_config, churn_frame):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -84,15 +99,19 @@ def aws(churn_config, churn_frame):
     server.stop()
 
 
-def run(target_python, deployed, endpoint, module, event, tmp_path, bucket):
+def run(target_python, deployed, runtime, endpoint, module, event, tmp_path, config):
+    """The handler's reply; fails unless it ran from bytecode alone and, for a function with
+    SnapStart, after its before-snapshot and after-restore hooks ran (as Lambda runs them)."""
     task, layer = deployed
+    snap_start = module == "functions.score.app" and config.score_snap_start
     event_path = tmp_path / "event.json"
     event_path.write_text(json.dumps(event))
     env = {
         "PATH": "/usr/bin:/bin",
         "LAMBDA_TASK_ROOT": str(task),
         "SKYLIFT_CONFIG": str(task / "skylift.toml"),
-        "SKYLIFT_STORAGE__BUCKET": bucket,
+        "SKYLIFT_STORAGE__BUCKET": config.storage.bucket,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start" if snap_start else "on-demand",
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -102,7 +121,7 @@ def run(target_python, deployed, endpoint, module, event, tmp_path, bucket):
         "POWERTOOLS_METRICS_NAMESPACE": "Skylift",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
-    arguments = [str(task), str(layer), module, str(event_path)]
+    arguments = [str(task), str(layer), str(runtime), module, str(event_path)]
     result = subprocess.run(
         [target_python, "-I", "-S", "-B", "-c", RUNNER, *arguments],
         capture_output=True,
@@ -116,18 +135,21 @@ def run(target_python, deployed, endpoint, module, event, tmp_path, bucket):
     outcome = json.loads(lines[-1][len("RESULT ") :])
     assert outcome["banned"] == [] and outcome["paths"] == []
     assert outcome["compiled"] == [], f"{module} compiled from source: {outcome['compiled']}"
+    assert outcome["hooks"] == (2 if snap_start else 0)
     return outcome["reply"]
 
 
 def test_every_handler_runs_from_the_deployed_assets(
-    target_python, deployed, aws, churn_config, churn_frame, tmp_path
+    target_python, deployed, runtime, aws, churn_config, churn_frame, tmp_path
 ):
     endpoint, s3 = aws
     bucket = churn_config.storage.bucket
+    assert churn_config.score_snap_start  # the score function below restores from a snapshot
 
     def invoke(module: str, event_file: str):
         event = load_event(event_file)
-        return run(target_python, deployed, endpoint, module, event, tmp_path, bucket)
+        args = (endpoint, module, event, tmp_path, churn_config)
+        return run(target_python, deployed, runtime, *args)
 
     retrained = invoke("functions.retrain.app", "eventbridge_retrain_schedule.json")
     assert retrained["status"] == "succeeded" and retrained["promoted"]

@@ -223,6 +223,21 @@ def test_cdk_nag_fails_the_synth_on_an_unacknowledged_finding(churn_config):
         app.synth()
 
 
+def test_score_function_starts_from_a_snapshot_behind_its_alias(template_json):
+    functions = resources(template_json, "AWS::Lambda::Function")
+    snap = {k: f["Properties"].get("SnapStart") for k, f in functions.items()}
+    score = next(k for k in functions if k.startswith("FunctionsScore"))
+    assert snap.pop(score) == {"ApplyOn": "PublishedVersions"}
+    assert set(snap.values()) == {None}  # batch, retrain, monitor: no snapshot to pay for
+    (alias_id, alias), *others = resources(template_json, "AWS::Lambda::Alias").items()
+    assert not others and alias["Properties"]["Name"] == "live"
+    assert alias["Properties"]["FunctionName"] == {"Ref": score}
+    # API Gateway invokes the alias (the published, snapshotted version), never $LATEST.
+    for method in resources(template_json, "AWS::ApiGateway::Method").values():
+        uri = json.dumps(method["Properties"]["Integration"]["Uri"])
+        assert alias_id in uri and score not in uri
+
+
 @pytest.mark.parametrize("variant", ["iam", "image"])
 def test_config_switches_auth_and_packaging(churn_config, variant):
     from infrastructure.app import stack_name, synth_templates
@@ -251,6 +266,7 @@ def test_config_switches_auth_and_packaging(churn_config, variant):
             f["Properties"]["ImageConfig"]["Command"][0].startswith("functions.") for f in functions
         )
         assert not resources(template, "AWS::Lambda::LayerVersion")
+        assert all("SnapStart" not in f["Properties"] for f in functions)  # zip packages only
 
 
 def test_layer_pins_match_the_training_environment():
