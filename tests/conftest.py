@@ -91,26 +91,33 @@ def registry(s3, churn_config):
 
 @pytest.fixture
 def atomic_s3_puts() -> Iterator[None]:
-    """Make moto's conditional PutObject atomic, as S3's is.
+    """Make moto's conditional PutObject atomic, and its reads safe beside it, as S3's are.
 
     moto checks If-Match / If-None-Match and then stores the object in two steps without a
-    lock, so two threads can both pass the check; S3 does not allow that. Serialising moto's
-    put_object restores S3's semantics without touching the code under test (which still has
-    to send the right conditions for only one writer to win).
+    lock, so two threads can both pass the check; S3 does not allow that. And a GetObject
+    racing an overwrite can read the replaced object's closed buffer ("I/O operation on closed
+    file"). Serialising moto's put_object and get_object restores S3's semantics without
+    touching the code under test (which still has to send the right conditions for only one
+    writer to win).
     """
     import threading
 
     from moto.s3.responses import S3Response
 
-    original = S3Response.put_object
-    lock = threading.Lock()
+    originals = {name: getattr(S3Response, name) for name in ("put_object", "get_object")}
+    lock = threading.RLock()
 
-    def locked_put_object(self: Any) -> Any:
-        with lock:
-            return original(self)
+    def serialised(original: Any) -> Any:
+        def call(self: Any) -> Any:
+            with lock:
+                return original(self)
 
-    S3Response.put_object = locked_put_object  # type: ignore[method-assign]
+        return call
+
+    for name, original in originals.items():
+        setattr(S3Response, name, serialised(original))
     try:
         yield
     finally:
-        S3Response.put_object = original  # type: ignore[method-assign]
+        for name, original in originals.items():
+            setattr(S3Response, name, original)
