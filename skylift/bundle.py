@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import platform
 import warnings
 from datetime import UTC, datetime
@@ -45,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
-ALLOW_SKEW_ENV = "SKYLIFT_ALLOW_VERSION_SKEW"
 
 
 class BundleError(SkyliftError):
@@ -207,17 +205,15 @@ class ModelBundle:
         artifact: bytes,
         manifest: Manifest | bytes | str,
         *,
-        allow_version_skew: bool | None = None,
+        allow_version_skew: bool = False,
         source: str = "bundle",
     ) -> ModelBundle:
         """Verify ``artifact`` against ``manifest``, then unpickle it.
 
         Raises IntegrityError on a hash mismatch (before any unpickling) and VersionSkewError
-        when the recorded scikit-learn differs from the runtime's, unless allowed (argument,
-        else the SKYLIFT_ALLOW_VERSION_SKEW environment variable).
+        when the recorded scikit-learn differs from the runtime's, unless allowed (callers pass
+        ``[model].allow_version_skew``).
         """
-        if allow_version_skew is None:
-            allow_version_skew = os.environ.get(ALLOW_SKEW_ENV, "").lower() in ("1", "true", "yes")
         if not isinstance(manifest, Manifest):
             manifest = Manifest.model_validate_json(manifest)
         digest = sha256_bytes(artifact)
@@ -231,8 +227,8 @@ class ModelBundle:
             if not allow_version_skew:
                 raise VersionSkewError(
                     f"{source}: written by scikit-learn {recorded}, this runtime has {running}; "
-                    "retrain with this version, or load with allow_version_skew=True "
-                    "(SKYLIFT_ALLOW_VERSION_SKEW=1) to accept the risk"
+                    "retrain with this version, or set [model].allow_version_skew = true "
+                    "(SKYLIFT_MODEL__ALLOW_VERSION_SKEW=true) to accept the risk"
                 )
             logger.warning(
                 "loading %s written by scikit-learn %s with %s (version skew allowed)",
@@ -265,9 +261,7 @@ class ModelBundle:
         return path
 
     @classmethod
-    def load_dir(
-        cls, directory: str | Path, *, allow_version_skew: bool | None = None
-    ) -> ModelBundle:
+    def load_dir(cls, directory: str | Path, *, allow_version_skew: bool = False) -> ModelBundle:
         path = Path(directory)
         try:
             artifact = (path / MODEL_FILE).read_bytes()

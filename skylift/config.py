@@ -99,6 +99,11 @@ class ModelConfig(_Section):
         default=0.2, gt=0.0, lt=0.9, description="Share of rows held out to evaluate models."
     )
     seed: int = Field(default=42, description="Seed of the deterministic holdout split.")
+    allow_version_skew: bool = Field(
+        default=False,
+        description="Load bundles pickled by another scikit-learn version (logged; "
+        "scikit-learn only warns, and predictions may differ). Every function honours it.",
+    )
 
     @field_validator("entry_point")
     @classmethod

@@ -219,7 +219,7 @@ class ModelRegistry:
             ) from exc
         return Manifest.model_validate_json(body)
 
-    def load(self, version: int, *, allow_version_skew: bool | None = None) -> ModelBundle:
+    def load(self, version: int, *, allow_version_skew: bool = False) -> ModelBundle:
         """Fetch, verify and unpickle ``version``."""
         manifest = self.describe(version)
         artifact = self._get(self._version_key(version, MODEL_FILE))
@@ -231,7 +231,7 @@ class ModelRegistry:
         )
 
     def load_alias(
-        self, alias: str = DEFAULT_ALIAS, *, allow_version_skew: bool | None = None
+        self, alias: str = DEFAULT_ALIAS, *, allow_version_skew: bool = False
     ) -> ModelBundle:
         return self.load(self.resolve(alias), allow_version_skew=allow_version_skew)
 

@@ -84,7 +84,7 @@ def retrain(
         timings["load_seconds"] = time.perf_counter() - clock
         report["data"] = data_ref.model_dump()
         try:
-            champion = registry.load_alias()
+            champion = registry.load_alias(allow_version_skew=config.model.allow_version_skew)
         except AliasNotFoundError:
             champion = None
         result = train_candidate(config, frame, data_ref)

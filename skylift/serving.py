@@ -1,9 +1,7 @@
 """The online scoring service behind ``functions/score/app.py``.
 
-* :class:`ModelHolder` keeps the champion in memory and re-checks the alias (a cheap HEAD) at
-  most every ``[api].model_refresh_seconds``: a promotion or rollback is picked up without a
-  redeploy, a failed reload keeps the previous model serving and is counted, and a bundle
-  whose hash does not match its manifest is never served (:meth:`ModelBundle.load` refuses it).
+* :class:`~skylift.model_holder.ModelHolder` (shared with batch) keeps the champion in memory
+  and re-checks the alias at most every ``[api].model_refresh_seconds``.
 * :class:`ScoringService` owns a Powertools ``APIGatewayRestResolver`` with validation on:
   ``POST /predict`` (``records``, or MLflow's ``dataframe_records`` / ``dataframe_split``),
   ``GET /health``, ``GET /model``, ``GET /openapi.json``. Every error, whatever raised it, is
@@ -25,7 +23,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import boto3
@@ -42,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from skylift.api_capture import CaptureSink, FirehoseCapture, NullCapture, capture_lines
 from skylift.api_errors import ApiError, Detail, ErrorCode, strict_json_loads
-from skylift.registry import DEFAULT_ALIAS
+from skylift.model_holder import ModelHolder, ModelStatus, ModelUnavailableError
 from skylift.scoring import Scorer
 from skylift.snapstart import register_snapstart_hooks
 
@@ -186,153 +183,6 @@ class PredictReply(BaseModel):
     warnings: list[dict[str, Any]] = Field(
         description="Allowed but unusual inputs: out of the training range, unseen category."
     )
-
-
-# ---- model lifecycle ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelStatus:
-    loaded: bool
-    version: int | None
-    reason: str  # why no model (or why the last reload failed), "" when all is well
-    loaded_at: datetime | None
-
-
-class ModelHolder:
-    """The champion in memory, re-checked at most every ``refresh_seconds``.
-
-    ``registry`` needs ``alias_etag(alias)``, ``resolve(alias)`` and ``load(version)`` (a
-    :class:`~skylift.registry.ModelRegistry`). Thread-safe: one thread reloads while the
-    others keep serving the current model.
-    """
-
-    def __init__(
-        self,
-        registry: Any | None,
-        refresh_seconds: float,
-        *,
-        alias: str = DEFAULT_ALIAS,
-        clock: Callable[[], float] = time.monotonic,
-        allow_version_skew: bool = False,
-        unavailable_reason: str = "",
-    ) -> None:
-        self.registry = registry
-        self.refresh_seconds = refresh_seconds
-        self.alias = alias
-        self._clock = clock
-        self._allow_version_skew = allow_version_skew
-        self._scorer: Scorer | None = None
-        self._etag: str | None = None
-        self._checked_at: float | None = None
-        self._loaded_at: datetime | None = None
-        self._reason = unavailable_reason or ("no registry configured" if registry is None else "")
-        self._failures = 0
-        self._failures_lock = threading.Lock()
-        self._lock = threading.Lock()
-
-    @classmethod
-    def unavailable(cls, reason: str) -> ModelHolder:
-        """A holder that never has a model (config or registry could not be set up)."""
-        return cls(None, float("inf"), unavailable_reason=reason)
-
-    def current(self) -> Scorer:
-        """The model to score with; raises ApiError(model_unavailable) when there is none."""
-        self.maybe_refresh()
-        scorer = self._scorer
-        if scorer is None:
-            raise ApiError(
-                ErrorCode.MODEL_UNAVAILABLE,
-                f"no model to score with: {self._reason or 'not loaded yet'}",
-            )
-        return scorer
-
-    @property
-    def scorer(self) -> Scorer | None:
-        return self._scorer
-
-    def status(self) -> ModelStatus:
-        self.maybe_refresh()
-        scorer = self._scorer
-        return ModelStatus(
-            loaded=scorer is not None,
-            version=scorer.version if scorer else None,
-            reason=self._reason,
-            loaded_at=self._loaded_at,
-        )
-
-    def take_reload_failures(self) -> int:
-        with self._failures_lock:
-            count, self._failures = self._failures, 0
-        return count
-
-    def maybe_refresh(self) -> None:
-        if self.registry is None:
-            return
-        now = self._clock()
-        if self._checked_at is not None and now - self._checked_at < self.refresh_seconds:
-            return
-        # Another thread is already checking: serve what we have rather than queue behind it.
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            self._checked_at = now
-            self._refresh()
-        finally:
-            self._lock.release()
-
-    def after_restore(self) -> None:
-        """After a SnapStart restore: pooled connections are dead; re-check the alias now."""
-        if self.registry is not None:
-            self.registry.close_connections()
-            self.refresh()
-
-    def refresh(self) -> None:
-        """Check the alias now (ignores the interval)."""
-        with self._lock:
-            self._checked_at = self._clock()
-            self._refresh()
-
-    def _refresh(self) -> None:
-        assert self.registry is not None
-        try:
-            etag = self.registry.alias_etag(self.alias)
-            if etag is None:
-                self._fail(f"model {self.registry.name!r} has no {self.alias!r} alias yet")
-                return
-            if etag == self._etag and self._scorer is not None:
-                return
-            version = self.registry.resolve(self.alias)
-            if self._scorer is not None and self._scorer.version == version:
-                self._etag = etag  # alias rewritten, same version: nothing to load
-                return
-            bundle = self.registry.load(version, allow_version_skew=self._allow_version_skew)
-            scorer = Scorer(bundle)
-            scorer.warm()  # the first request (or a SnapStart restore) finds it ready
-        except Exception as exc:
-            # Whatever went wrong (S3 down, tampered artifact, bad pickle), the model in memory
-            # keeps serving; the failure is counted for the ModelReloadFailures metric.
-            self._fail(f"{type(exc).__name__}: {exc}")
-            return
-        previous = self._scorer.version if self._scorer else None
-        self._scorer = scorer
-        self._etag = etag
-        self._loaded_at = datetime.now(UTC)
-        self._reason = ""
-        logger.info(
-            "serving %s version %s (was %s)", bundle.manifest.name, bundle.version, previous
-        )
-
-    def _fail(self, reason: str) -> None:
-        with self._failures_lock:
-            self._failures += 1
-        self._reason = reason
-        if self._scorer is not None:
-            logger.error(
-                "model reload failed, still serving version %s: %s", self._scorer.version, reason
-            )
-        else:
-            logger.error("no model loaded: %s", reason)
 
 
 # ---- the service --------------------------------------------------------------------------
@@ -662,6 +512,8 @@ class ScoringService:
     def _as_api_error(self, exc: Exception) -> ApiError:
         if isinstance(exc, ApiError):
             return exc
+        if isinstance(exc, ModelUnavailableError):
+            return ApiError(ErrorCode.MODEL_UNAVAILABLE, str(exc))
         if isinstance(exc, NotFoundError):
             return self._route_error()
         if isinstance(exc, RequestUnsupportedContentType):
@@ -866,7 +718,7 @@ def create_service(
             registry,
             config.api.model_refresh_seconds,
             clock=clock,
-            allow_version_skew=os.environ.get("SKYLIFT_ALLOW_VERSION_SKEW", "") == "1",
+            allow_version_skew=config.model.allow_version_skew,
         )
     except Exception as exc:
         logger.error("scoring service cannot reach its registry: %s", exc)

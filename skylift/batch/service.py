@@ -1,17 +1,19 @@
 """The batch function's service: S3 event records in, one BatchJob per object, metrics out.
 
-Keeps the champion warm across invocations and re-checks the alias at most every
-``[api].model_refresh_seconds`` (one HEAD), like the scoring API.
+Keeps the champion warm across invocations in the same :class:`ModelHolder` as the scoring
+API: the alias is re-checked at most every ``[api].model_refresh_seconds``; a failed reload
+keeps the model in hand (counted and logged); with no model at all the file is not scored and
+the message goes back to SQS for another try.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from skylift.batch.job import BatchJob, BatchManifest
 from skylift.config import SkyliftConfig
+from skylift.model_holder import ModelHolder
 from skylift.registry import ModelRegistry
 from skylift.scoring import Scorer
 
@@ -25,21 +27,16 @@ class BatchService:
         self.config = config
         self.s3 = s3
         self.registry = ModelRegistry.from_config(config, s3_client=s3)
-        self._scorer: Scorer | None = None
-        self._etag: str | None = None
-        self._checked_at = float("-inf")
+        self.holder = ModelHolder(
+            self.registry,
+            config.api.model_refresh_seconds,
+            allow_version_skew=config.model.allow_version_skew,
+        )
         self.job = BatchJob(config, self.scorer)
 
     def scorer(self) -> Scorer:
-        """The champion, loaded once and re-checked at most every refresh interval."""
-        now = time.monotonic()
-        if self._scorer is None or now - self._checked_at >= self.config.api.model_refresh_seconds:
-            self._checked_at = now
-            etag = self.registry.alias_etag()
-            if self._scorer is None or etag != self._etag:
-                self._scorer = Scorer(self.registry.load_alias())
-                self._etag = etag
-        return self._scorer
+        """The champion; raises ModelUnavailableError (the message is retried) without one."""
+        return self.holder.current()
 
     def score_object(self, bucket: str, key: str, etag: str | None) -> BatchManifest | None:
         """Score one object; None when the key is outside incoming/ (not ours to score)."""

@@ -89,13 +89,3 @@ def test_public_manifest_hides_data_locations_and_samples(churn_bundle):
     public = churn_bundle.manifest.public()
     assert "baseline" not in public and "training_data" not in public
     assert public["metrics"] == churn_bundle.manifest.metrics
-
-
-def test_version_skew_override_from_the_environment(churn_bundle, monkeypatch):
-    runtime = churn_bundle.manifest.runtime.model_copy(update={"sklearn": "0.24.2"})
-    skewed = churn_bundle.manifest.model_copy(update={"runtime": runtime})
-    monkeypatch.setenv("SKYLIFT_ALLOW_VERSION_SKEW", "1")
-    assert ModelBundle.load(churn_bundle.artifact, skewed).model is not None
-    monkeypatch.setenv("SKYLIFT_ALLOW_VERSION_SKEW", "0")
-    with pytest.raises(VersionSkewError):
-        ModelBundle.load(churn_bundle.artifact, skewed)
