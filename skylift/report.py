@@ -209,12 +209,24 @@ svg text {{ font-size: 12px; fill: #333; }}
 
 
 def latest_monitoring_report(config: SkyliftConfig, s3: Any) -> dict[str, Any] | None:
+    """The newest report: keys are UTC timestamps, so the greatest key over every page (a
+    listing returns at most 1,000 keys, ~42 days of hourly reports)."""
     prefix = f"{config.storage.reports_prefix}monitoring/"
-    listing = s3.list_objects_v2(Bucket=config.storage.bucket, Prefix=prefix)
-    keys = sorted(o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith(".json"))
-    if not keys:
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=config.storage.bucket, Prefix=prefix
+    )
+    latest = max(
+        (
+            o["Key"]
+            for page in pages
+            for o in page.get("Contents", [])
+            if o["Key"].endswith(".json")
+        ),
+        default=None,
+    )
+    if latest is None:
         return None
-    return json.loads(s3.get_object(Bucket=config.storage.bucket, Key=keys[-1])["Body"].read())
+    return json.loads(s3.get_object(Bucket=config.storage.bucket, Key=latest)["Body"].read())
 
 
 def render_report_file(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from skylift.monitoring import monitor
 from skylift.report import render_report_file
 from skylift.scoring import Scorer
@@ -29,3 +31,18 @@ def test_report_contains_every_chart(s3, churn_config, registry, churn_bundle, t
 def test_report_without_monitoring_is_still_a_page(s3, churn_config, tmp_path):
     page = render_report_file(churn_config, tmp_path / "r.html", s3_client=s3).read_text()
     assert "no monitoring report yet" in page
+
+
+def test_latest_report_is_found_past_the_first_listing_page(s3, churn_config):
+    """A listing returns 1,000 keys at most: ~42 days of hourly reports."""
+    from datetime import UTC, datetime, timedelta
+
+    from skylift.report import latest_monitoring_report
+
+    prefix = f"{churn_config.storage.reports_prefix}monitoring/"
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for hour in range(1_005):
+        stamp = (start + timedelta(hours=hour)).strftime("%Y%m%dT%H%M%S%fZ")
+        body = json.dumps({"hour": hour}).encode()
+        s3.put_object(Bucket=churn_config.storage.bucket, Key=f"{prefix}{stamp}.json", Body=body)
+    assert latest_monitoring_report(churn_config, s3) == {"hour": 1_004}
