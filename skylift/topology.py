@@ -40,6 +40,16 @@ class Route:
     path: str
 
 
+# The scoring API's routes: the REST API's resources and methods, and the table the function
+# answers 404 / 405 (with Allow) from.
+API_ROUTES = (
+    Route("POST", "/predict"),
+    Route("GET", "/health"),
+    Route("GET", "/model"),
+    Route("GET", "/openapi.json"),
+)
+
+
 @dataclass(frozen=True)
 class Schedule:
     name: str  # "retrain" or "monitor"
@@ -171,12 +181,7 @@ def describe(
         model_name=name,
         bucket=s.bucket,
         functions=functions,
-        routes=(
-            Route("POST", "/predict"),
-            Route("GET", "/health"),
-            Route("GET", "/model"),
-            Route("GET", "/openapi.json"),
-        ),
+        routes=API_ROUTES,
         schedules=(
             Schedule("retrain", config.retrain.schedule, config.retrain.enabled, "retrain"),
             Schedule("monitor", config.monitor.schedule, config.monitor.enabled, "monitor"),

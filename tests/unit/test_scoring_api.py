@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from skylift.serving import ModelHolder, build_service
+from skylift.topology import API_ROUTES
 from tests.conftest import EVENTS_DIR, load_event
 
 RECORD = {
@@ -629,3 +630,17 @@ def test_handler_accepts_a_minimal_context(handler_module):
     assert reply["statusCode"] == 200
     reply = handler_module.handler(load_event("api_health.json"), None)
     assert reply["statusCode"] == 200
+
+
+@pytest.mark.parametrize("route", API_ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def test_the_resolver_serves_exactly_the_topology_routes(service, route):
+    """The REST API is built from the topology's routes, the function's 404/405 table too:
+    each route is served, and any other method on it is a 405 naming the topology's."""
+    body = json.dumps({"records": [RECORD]}) if route.method == "POST" else None
+    status, payload, _ = call(service, api_event(route.method, route.path, body))
+    assert status == 200, payload
+    other = "DELETE"
+    status, payload, reply = call(service, api_event(other, route.path, None))
+    assert (status, payload["error"]["code"]) == (405, "method_not_allowed")
+    allowed = sorted(r.method for r in API_ROUTES if r.path == route.path)
+    assert header(reply, "Allow") == ", ".join(allowed)

@@ -1,0 +1,364 @@
+"""The scoring API's service: a Powertools ``APIGatewayRestResolver`` with validation on
+(``POST /predict``, ``GET /health``, ``GET /model``, ``GET /openapi.json``), the model holder,
+capture and the EMF metrics the alarms are built on. Every error, whatever raised it, becomes
+a reply in one place (:mod:`skylift.serving.error_mapping`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from skylift.api_capture import CaptureSink, NullCapture, capture_lines
+from skylift.api_errors import ApiError, Detail, ErrorCode, strict_json_loads
+from skylift.model_holder import ModelHolder
+from skylift.scoring import Scorer
+from skylift.serving.contracts import ErrorReply, PredictReply, PredictRequest
+from skylift.serving.error_mapping import (
+    api_error_for,
+    error_response,
+    is_json_content_type,
+    unsupported_media_type,
+)
+from skylift.serving.screening import screen_body
+
+if TYPE_CHECKING:
+    from skylift.config import ApiConfig
+
+__all__ = ["DEFAULT_NAMESPACE", "DEFAULT_SERVICE", "ScoringService"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "Skylift"
+DEFAULT_SERVICE = "skylift"
+_JSON = content_types.APPLICATION_JSON
+
+
+@dataclass
+class _RequestState:
+    """What one request did, for its metrics."""
+
+    records_scored: int = 0
+    model_version: int | None = None
+    error_code: str | None = None
+
+
+class ScoringService:
+    """The resolver, its routes and error mapping, the model holder, capture and metrics."""
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        holder: ModelHolder,
+        api: ApiConfig,
+        capture: CaptureSink | None = None,
+        namespace: str | None = None,
+        service_name: str | None = None,
+        new_request_id: Callable[[], str] | None = None,
+    ) -> None:
+        self.model_name = model_name
+        self.holder = holder
+        self.api = api
+        self.capture: CaptureSink = capture or NullCapture()
+        self.service_name = (
+            service_name or os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
+        )
+        self.metrics = EphemeralMetrics(
+            namespace=namespace
+            or os.environ.get("POWERTOOLS_METRICS_NAMESPACE")
+            or DEFAULT_NAMESPACE,
+            service=self.service_name,
+        )
+        self.metrics.set_default_dimensions(model=model_name)
+        self._new_request_id = new_request_id or (lambda: str(uuid.uuid4()))
+        self._request = _RequestState()
+        self._openapi: str | None = None
+        # Powertools' resolver keeps the current event on itself: one request at a time, as
+        # Lambda runs one per environment (the local stack serialises its invocations too).
+        self.app = self._build_app()
+
+    # ---- entry point -------------------------------------------------------------------------
+
+    def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """Serve one API Gateway REST proxy event; always returns a proxy reply."""
+        started = time.perf_counter()
+        self._request = _RequestState()
+        try:
+            screened = screen_body(event, self.api.max_body_bytes)
+            if screened is not None:
+                reply = self._proxy_reply(self._error_reply(screened))
+            else:
+                reply = self.app.resolve(event, context)
+        except Exception as exc:  # a bug of ours or an event that is not a proxy event
+            logger.exception("unhandled error serving request")
+            reply = self._proxy_reply(self._error_reply(exc))
+        self._publish_metrics(reply, (time.perf_counter() - started) * 1000.0)
+        # Powertools answers REST events with multiValueHeaders only; API Gateway takes both
+        # forms (multiValueHeaders win on a clash), plain-header emulators need ``headers``.
+        if "headers" not in reply:
+            multi = reply.get("multiValueHeaders") or {}
+            reply["headers"] = {name: str(values[-1]) for name, values in multi.items() if values}
+        return reply
+
+    # ---- SnapStart runtime hooks (skylift.snapstart registers them) ---------------------------
+
+    def before_snapshot(self) -> None:
+        """Lambda snapshots this environment once the version is published: load and warm the
+        champion now, and send what capture holds, so every restored copy starts ready."""
+        if self.holder.scorer is None:
+            self.holder.refresh()
+        self.flush()
+
+    def after_restore(self) -> None:
+        """Each restored copy may start hours after the snapshot, beside many others: check
+        the champion alias now, open fresh connections, and stop sharing the RNG state."""
+        self.holder.after_restore()
+        self.capture.after_restore()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait for queued capture records (a process about to exit calls this)."""
+        return self.capture.flush(timeout)
+
+    # ---- routes ------------------------------------------------------------------------------
+
+    def _build_app(self) -> APIGatewayRestResolver:
+        app = APIGatewayRestResolver(
+            enable_validation=True, json_body_deserializer=strict_json_loads
+        )
+        error_responses: dict[int, Any] = {
+            status: {
+                "description": description,
+                "content": {_JSON: {"model": ErrorReply}},
+            }
+            for status, description in (
+                (400, "Bad input: malformed JSON, wrong types, missing features, NaN/inf"),
+                (413, "More records or bytes than the limits allow"),
+                (415, "Content-Type is not application/json"),
+                (503, "No champion model could be loaded"),
+            )
+        }
+
+        @app.post(
+            "/predict",
+            summary="Score records with the champion model",
+            responses={
+                200: {"description": "Predictions", "content": {_JSON: {"model": PredictReply}}},
+                **error_responses,
+            },
+        )
+        # Routes carry no return annotation: the replies are documented in `responses` and
+        # serialised by us, so Powertools has nothing to re-validate on the way out.
+        def predict(request: Annotated[PredictRequest, Body()]):
+            return self.predict(request)
+
+        @app.get("/health", summary="Is a model loaded, and which version?")
+        def health():
+            return self.health()
+
+        @app.get("/model", summary="The serving model's manifest (public part)")
+        def model():
+            return self.describe_model()
+
+        @app.get("/openapi.json", include_in_schema=False)
+        def openapi():
+            return Response(200, _JSON, self.openapi_document())
+
+        @app.exception_handler(NotFoundError)
+        def not_found(exc: NotFoundError) -> Response:
+            return self._error_reply(exc)
+
+        @app.exception_handler([RequestValidationError, RequestUnsupportedContentType])
+        def invalid_request(exc: Exception) -> Response:
+            return self._error_reply(exc)
+
+        @app.exception_handler(Exception)
+        def anything_else(exc: Exception) -> Response:
+            return self._error_reply(exc)
+
+        return app
+
+    def predict(self, request: PredictRequest) -> Response:
+        if not is_json_content_type(self.app.current_event):
+            # Powertools also parses form posts, and "records=1" fits the envelope.
+            raise unsupported_media_type(self.app.current_event)
+        records = request.to_records()
+        if not records:
+            raise ApiError(
+                ErrorCode.EMPTY_INPUT,
+                'no records to score: send {"records": [{"<feature>": <value>, ...}]}',
+            )
+        if len(records) > self.api.max_records:
+            raise ApiError(
+                ErrorCode.TOO_MANY_RECORDS,
+                f"{len(records)} records, the limit is {self.api.max_records} per request "
+                "([api].max_records); split them over several requests",
+            )
+        scorer = self.holder.current()
+        self._request.model_version = scorer.version
+        validation = scorer.schema.validate_records(records)
+        if validation.errors:
+            failing = len({problem.record for problem in validation.errors})
+            raise ApiError(
+                ErrorCode.VALIDATION_ERROR,
+                f"{failing} of {len(records)} record(s) do not fit the schema of "
+                f"{scorer.name} version {scorer.version}; nothing was scored",
+                [Detail(p.record, p.field, p.problem) for p in validation.errors],
+            )
+        assert validation.frame is not None
+        scores = scorer.score(validation.frame)
+        ids = validation.ids if scorer.schema.id_column else None
+        predictions = scores.to_records(ids)
+        self._request.records_scored = len(predictions)
+        reply = {
+            "model": scorer.name,
+            "model_version": scorer.version,
+            "predictions": predictions,
+            "warnings": [flag.as_dict() for flag in validation.flags],
+        }
+        if self.capture.enabled and self.capture.sampled():
+            self._capture(scorer, records, ids, predictions)
+        # Serialised here (strictly: NaN is not JSON) so Powertools passes the string through.
+        return Response(200, _JSON, json.dumps(reply, separators=(",", ":"), allow_nan=False))
+
+    def _capture(
+        self,
+        scorer: Scorer,
+        records: list[Any],
+        ids: list[Any] | None,
+        predictions: list[dict[str, Any]],
+    ) -> None:
+        try:
+            names = scorer.schema.names
+            lines = capture_lines(
+                model=scorer.name,
+                model_version=scorer.version,
+                request_id=self._request_id(),
+                ids=ids,
+                features=[{name: record.get(name) for name in names} for record in records],
+                predictions=[p["prediction"] for p in predictions],
+                probabilities=(
+                    [p["probabilities"] for p in predictions]
+                    if predictions and "probabilities" in predictions[0]
+                    else None
+                ),
+            )
+            self.capture.submit(lines)
+        except Exception:  # capture never fails the request
+            logger.exception("capture failed")
+
+    def _request_id(self) -> str:
+        event = self.app.current_event
+        request_id = (event.get("requestContext") or {}).get("requestId")
+        if request_id:
+            return str(request_id)
+        context = getattr(self.app, "lambda_context", None)
+        return str(getattr(context, "aws_request_id", None) or self._new_request_id())
+
+    def health(self) -> Response:
+        status = self.holder.status()
+        if not status.loaded:
+            raise ApiError(
+                ErrorCode.MODEL_UNAVAILABLE,
+                f"no model loaded: {status.reason or 'not loaded yet'}",
+            )
+        self._request.model_version = status.version
+        body = {
+            "status": "ok",
+            "model": self.model_name,
+            "model_version": status.version,
+            "alias": self.holder.alias,
+            "loaded_at": status.loaded_at.isoformat() if status.loaded_at else None,
+            "last_reload_error": status.reason or None,
+        }
+        return Response(200, _JSON, json.dumps(body))
+
+    def describe_model(self) -> Response:
+        scorer = self.holder.current()
+        self._request.model_version = scorer.version
+        return Response(200, _JSON, json.dumps(scorer.manifest.public()))
+
+    def openapi_document(self) -> str:
+        if self._openapi is None:
+            extra: dict[str, Any] = {}
+            if self.api.auth == "api_key":
+                # API Gateway checks the key before the function runs; the document says so.
+                from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+
+                extra = {
+                    "security_schemes": {
+                        "apiKey": APIKey.model_validate(
+                            {"in": APIKeyIn.header, "name": "x-api-key"}
+                        )
+                    },
+                    "security": [{"apiKey": []}],
+                }
+            self._openapi = self.app.get_openapi_json_schema(
+                title="skylift scoring API",
+                version="1",
+                description=f"Online scoring for model {self.model_name!r}.",
+                **extra,
+            )
+        return self._openapi
+
+    # ---- replies and metrics -----------------------------------------------------------------
+
+    def _error_reply(self, exc: Exception) -> Response:
+        error = api_error_for(exc, self.app.current_event)
+        self._request.error_code = error.code
+        return error_response(error)
+
+    @staticmethod
+    def _proxy_reply(response: Response) -> dict[str, Any]:
+        """The REST proxy reply Powertools would give (headers as multiValueHeaders)."""
+        headers = {"Content-Type": response.content_type or _JSON}
+        headers.update({k: v for k, v in response.headers.items() if isinstance(v, str)})
+        return {
+            "statusCode": response.status_code,
+            "body": response.body,
+            "isBase64Encoded": False,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        }
+
+    def _publish_metrics(self, reply: dict[str, Any], latency_ms: float) -> None:
+        try:
+            state = self._request
+            status = int(reply.get("statusCode", 500))
+            metrics = self.metrics
+            metrics.add_metric("Requests", MetricUnit.Count, 1)
+            metrics.add_metric("RecordsScored", MetricUnit.Count, state.records_scored)
+            metrics.add_metric("Latency", MetricUnit.Milliseconds, round(latency_ms, 3))
+            metrics.add_metric("ClientErrors", MetricUnit.Count, int(400 <= status < 500))
+            metrics.add_metric("ServerErrors", MetricUnit.Count, int(status >= 500))
+            reload_failures = self.holder.take_reload_failures()
+            if reload_failures:
+                metrics.add_metric("ModelReloadFailures", MetricUnit.Count, reload_failures)
+            if self.capture.enabled:
+                metrics.add_metric(
+                    "CaptureFailures", MetricUnit.Count, self.capture.take_failures()
+                )
+            # Extra dimension sets: the same figures per model version and per error code.
+            if state.model_version is not None:
+                metrics.add_dimensions(
+                    service=self.service_name, model_version=str(state.model_version)
+                )
+            if state.error_code is not None:
+                metrics.add_dimensions(service=self.service_name, error_code=state.error_code)
+            metrics.flush_metrics()
+        except Exception:  # metrics never fail a request
+            logger.exception("could not publish metrics")
+            self.metrics.clear_metrics()
