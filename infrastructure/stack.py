@@ -28,6 +28,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from skylift.config import SkyliftConfig
+from skylift.observability import Metric
 from skylift.topology import METRICS_NAMESPACE, SERVICE_NAME, FunctionSpec, Topology, describe
 
 __all__ = ["SkyliftStack"]
@@ -493,7 +494,7 @@ class Observability(Construct):
             ),
             "drift": make_alarm(
                 "Drift",
-                metric("DriftMaxPSI", "Maximum"),
+                metric(Metric.DRIFT_MAX_PSI, "Maximum"),
                 config.monitor.psi_threshold,
                 "An input feature drifted past the PSI threshold.",
                 cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -512,22 +513,23 @@ class Observability(Construct):
         )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
-                title="Latency (ms)", left=[metric("Latency", "p50"), metric("Latency", "p99")]
+                title="Latency (ms)",
+                left=[metric(Metric.LATENCY, "p50"), metric(Metric.LATENCY, "p99")],
             ),
             cloudwatch.GraphWidget(
                 title="Errors",
                 left=[
-                    metric("ClientErrors", "Sum"),
-                    metric("ServerErrors", "Sum"),
+                    metric(Metric.CLIENT_ERRORS, "Sum"),
+                    metric(Metric.SERVER_ERRORS, "Sum"),
                     api.metric_server_error(statistic="Sum"),
                 ],
             ),
             cloudwatch.GraphWidget(
                 title="Throughput",
                 left=[
-                    metric("Requests", "Sum"),
-                    metric("RecordsScored", "Sum"),
-                    metric("BatchRowsScored", "Sum"),
+                    metric(Metric.REQUESTS, "Sum"),
+                    metric(Metric.RECORDS_SCORED, "Sum"),
+                    metric(Metric.BATCH_ROWS_SCORED, "Sum"),
                 ],
             ),
         )
@@ -538,7 +540,10 @@ class Observability(Construct):
             ),
             cloudwatch.GraphWidget(
                 title="Drift (PSI)",
-                left=[metric("DriftMaxPSI", "Maximum"), metric("PredictionPSI", "Maximum")],
+                left=[
+                    metric(Metric.DRIFT_MAX_PSI, "Maximum"),
+                    metric(Metric.PREDICTION_PSI, "Maximum"),
+                ],
                 left_annotations=[
                     cloudwatch.HorizontalAnnotation(
                         value=config.monitor.psi_threshold, label="threshold"
@@ -549,7 +554,7 @@ class Observability(Construct):
                 title="Drift per feature",
                 left=[
                     cloudwatch.MathExpression(
-                        expression=f"SEARCH('{{{METRICS_NAMESPACE},feature,model,service}} MetricName=\"FeaturePSI\" model=\"{topology.model_name}\"', 'Maximum', 300)",
+                        expression=f"SEARCH('{{{METRICS_NAMESPACE},feature,model,service}} MetricName=\"{Metric.FEATURE_PSI}\" model=\"{topology.model_name}\"', 'Maximum', 300)",
                         label="",
                         period=cdk.Duration.minutes(5),
                     )
@@ -557,7 +562,11 @@ class Observability(Construct):
             ),
             cloudwatch.GraphWidget(
                 title="Live metrics",
-                left=[metric("LiveAccuracy"), metric("LiveRocAuc"), metric("LiveRmse")],
+                left=[
+                    metric(Metric.LIVE_ACCURACY),
+                    metric(Metric.LIVE_ROC_AUC),
+                    metric(Metric.LIVE_RMSE),
+                ],
             ),
         )
 

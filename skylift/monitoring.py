@@ -23,6 +23,7 @@ from scipy import stats
 from skylift.config import SkyliftConfig
 from skylift.profile import OTHER, CategoricalProfile, NumericProfile, bin_proportions
 from skylift.registry import AliasNotFoundError, ModelRegistry
+from skylift.reports import FeatureDrift, LiveMetrics, MonitorReport, MonitorWindow
 from skylift.topology import DRIFT_DETAIL_TYPE, DRIFT_SOURCE
 
 __all__ = [
@@ -47,29 +48,27 @@ def psi(expected: list[float] | np.ndarray, actual: list[float] | np.ndarray) ->
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def numeric_drift(profile: NumericProfile, values: pd.Series) -> dict[str, Any]:
+def numeric_drift(profile: NumericProfile, values: pd.Series) -> FeatureDrift:
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
     finite = numbers[np.isfinite(numbers)]
     if finite.size == 0 or not profile.edges:
-        return {"psi": None, "ks_pvalue": None, "rows": int(finite.size)}
+        return FeatureDrift(psi=None, rows=int(finite.size))
     actual = bin_proportions(finite, profile.edges)
-    result: dict[str, Any] = {
-        "kind": "numeric",
-        "psi": psi(profile.proportions, actual),
-        "rows": int(finite.size),
-        "baseline": profile.proportions,
-        "current": actual,
-        "bins": profile.edges,
-    }
-    if profile.sample:
-        result["ks_pvalue"] = float(stats.ks_2samp(profile.sample, finite).pvalue)
-    return result
+    return FeatureDrift(
+        kind="numeric",
+        psi=psi(profile.proportions, actual),
+        rows=int(finite.size),
+        baseline=profile.proportions,
+        current=actual,
+        bins=profile.edges,
+        ks_pvalue=float(stats.ks_2samp(profile.sample, finite).pvalue) if profile.sample else None,
+    )
 
 
-def categorical_drift(profile: CategoricalProfile, values: pd.Series) -> dict[str, Any]:
+def categorical_drift(profile: CategoricalProfile, values: pd.Series) -> FeatureDrift:
     present = values.dropna().astype(str)
     if present.empty:
-        return {"psi": None, "chi2_pvalue": None, "rows": 0}
+        return FeatureDrift(psi=None, rows=0)
     categories = list(profile.frequencies)
     known = set(categories) - {OTHER}
     counts = present.where(present.isin(known), OTHER).value_counts()
@@ -80,15 +79,15 @@ def categorical_drift(profile: CategoricalProfile, values: pd.Series) -> dict[st
     actual = observed / observed.sum()
     expected_counts = np.clip(expected, EPSILON, None)
     expected_counts = expected_counts / expected_counts.sum() * observed.sum()
-    return {
-        "kind": "categorical",
-        "psi": psi(expected, actual),
-        "chi2_pvalue": float(stats.chisquare(observed, expected_counts).pvalue),
-        "rows": int(present.size),
-        "categories": categories,
-        "baseline": expected.tolist(),
-        "current": actual.tolist(),
-    }
+    return FeatureDrift(
+        kind="categorical",
+        psi=psi(expected, actual),
+        chi2_pvalue=float(stats.chisquare(observed, expected_counts).pvalue),
+        rows=int(present.size),
+        categories=categories,
+        baseline=expected.tolist(),
+        current=actual.tolist(),
+    )
 
 
 # ---- the window ---------------------------------------------------------------------------------
@@ -223,7 +222,7 @@ def load_labels(config: SkyliftConfig, s3: Any) -> tuple[pd.DataFrame, list[str]
 
 def live_metrics(
     predictions: pd.DataFrame, labels: pd.DataFrame, task: str
-) -> tuple[dict[str, Any] | None, list[str]]:
+) -> tuple[LiveMetrics | None, list[str]]:
     """Join labels to predictions by id; accuracy and ROC AUC, or RMSE."""
     from sklearn import metrics as skm
 
@@ -238,17 +237,17 @@ def live_metrics(
         notes.append(f"{unmatched} label(s) matched no prediction in the window")
     if joined.empty:
         return None, notes
-    result: dict[str, Any] = {"rows": len(joined)}
+    result = LiveMetrics(rows=len(joined))
     if task == "classification":
         truth = joined["label"].astype(str)
-        result["accuracy"] = float(skm.accuracy_score(truth, joined["prediction"].astype(str)))
+        result.accuracy = float(skm.accuracy_score(truth, joined["prediction"].astype(str)))
         columns = [c for c in joined.columns if c.startswith("probability_")]
         if len(columns) == 2 and truth.nunique() == 2:
             positive = columns[1].removeprefix("probability_")
-            result["roc_auc"] = float(skm.roc_auc_score(truth == positive, joined[columns[1]]))
+            result.roc_auc = float(skm.roc_auc_score(truth == positive, joined[columns[1]]))
     else:
         errors = joined["prediction"].astype(float) - joined["label"].astype(float)
-        result["rmse"] = float(np.sqrt(np.mean(errors**2)))
+        result.rmse = float(np.sqrt(np.mean(errors**2)))
     return result, notes
 
 
@@ -257,65 +256,59 @@ def live_metrics(
 
 def monitor(
     config: SkyliftConfig, s3: Any, events: Any | None = None, *, now: datetime | None = None
-) -> dict[str, Any]:
+) -> MonitorReport:
     """One monitoring run: the report (also stored under reports/monitoring/)."""
     now = now or datetime.now(UTC)
     threshold = config.monitor.psi_threshold
-    report: dict[str, Any] = {
-        "model": config.model.name,
-        "generated_at": now.isoformat(),
-        "window": {
-            "hours": config.monitor.window_hours,
-            "from": (now - timedelta(hours=config.monitor.window_hours)).isoformat(),
-            "to": now.isoformat(),
-        },
-        "threshold": threshold,
-        "features": {},
-        "max_psi": None,
-        "drifted_features": [],
-        "prediction_psi": None,
-        "live_metrics": None,
-        "notes": [],
-    }
+    report = MonitorReport(
+        model=config.model.name,
+        generated_at=now.isoformat(),
+        window=MonitorWindow.model_validate(
+            {
+                "hours": config.monitor.window_hours,
+                "from": (now - timedelta(hours=config.monitor.window_hours)).isoformat(),
+                "to": now.isoformat(),
+            }
+        ),
+        threshold=threshold,
+    )
     registry = ModelRegistry.from_config(config, s3_client=s3)
     try:
         version = registry.resolve()
         manifest = registry.describe(version)
     except AliasNotFoundError:
-        report["notes"].append("no champion yet: nothing to monitor")
+        report.notes.append("no champion yet: nothing to monitor")
         return _store(config, s3, report, now)
-    report["model_version"] = version
+    report.model_version = version
     features, predictions, notes = load_window(config, s3, now)
-    report["notes"] += notes
-    report["rows"] = len(features)
+    report.notes += notes
+    report.rows = len(features)
     baseline = manifest.baseline
     if baseline is None or features.empty:
         if features.empty:
-            report["notes"].append("empty window: no inputs to compare")
+            report.notes.append("empty window: no inputs to compare")
         return _store(config, s3, report, now)
     for name, profile in baseline.features.items():
         if name not in features.columns:
-            report["notes"].append(f"feature {name} absent from the window's inputs")
+            report.notes.append(f"feature {name} absent from the window's inputs")
             continue
         if isinstance(profile, NumericProfile):
             result = numeric_drift(profile, features[name])
         else:
             result = categorical_drift(profile, features[name])
-        result["drifted"] = result["psi"] is not None and result["psi"] > threshold
-        report["features"][name] = result
-    scored = [r["psi"] for r in report["features"].values() if r["psi"] is not None]
-    report["max_psi"] = max(scored) if scored else None
-    report["drifted_features"] = sorted(n for n, r in report["features"].items() if r["drifted"])
+        result.drifted = result.psi is not None and result.psi > threshold
+        report.features[name] = result
+    scored = [r.psi for r in report.features.values() if r.psi is not None]
+    report.max_psi = max(scored) if scored else None
+    report.drifted_features = sorted(n for n, r in report.features.items() if r.drifted)
     if isinstance(baseline.prediction, NumericProfile) and "probability_1" in predictions.columns:
-        report["prediction_psi"] = numeric_drift(baseline.prediction, predictions["probability_1"])[
-            "psi"
-        ]
+        report.prediction_psi = numeric_drift(baseline.prediction, predictions["probability_1"]).psi
     labels, label_notes = load_labels(config, s3)
-    report["notes"] += label_notes
-    report["live_metrics"], join_notes = live_metrics(predictions, labels, config.model.task)
-    report["notes"] += join_notes
-    stored = _store(config, s3, report, now)
-    if report["drifted_features"] and config.monitor.publish_drift_event and events is not None:
+    report.notes += label_notes
+    report.live_metrics, join_notes = live_metrics(predictions, labels, config.model.task)
+    report.notes += join_notes
+    _store(config, s3, report, now)
+    if report.drifted_features and config.monitor.publish_drift_event and events is not None:
         events.put_events(
             Entries=[
                 {
@@ -325,26 +318,26 @@ def monitor(
                         {
                             "model": config.model.name,
                             "model_version": version,
-                            "drifted_features": report["drifted_features"],
-                            "max_psi": report["max_psi"],
+                            "drifted_features": report.drifted_features,
+                            "max_psi": report.max_psi,
                             "threshold": threshold,
-                            "report_key": stored["report_key"],
+                            "report_key": report.report_key,
                         }
                     ),
                 }
             ]
         )
-        stored["drift_event_published"] = True
-    return stored
+        report.drift_event_published = True
+    return report
 
 
-def _store(config: SkyliftConfig, s3: Any, report: dict[str, Any], now: datetime) -> dict[str, Any]:
+def _store(config: SkyliftConfig, s3: Any, report: MonitorReport, now: datetime) -> MonitorReport:
     key = f"{config.storage.reports_prefix}monitoring/{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
-    report["report_key"] = key
+    report.report_key = key
     s3.put_object(
         Bucket=config.storage.bucket,
         Key=key,
-        Body=json.dumps(report, indent=2, default=str).encode(),
+        Body=report.to_json(),
         ContentType="application/json",
     )
     return report

@@ -5,16 +5,24 @@ offline and can be mailed as one file."""
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from skylift import aws
 from skylift.bundle import Manifest
 from skylift.config import SkyliftConfig
 from skylift.registry import ModelRegistry
+from skylift.reports import FeatureDrift, MonitorReport, RetrainReport
 
-__all__ = ["latest_monitoring_report", "render_report", "render_report_file"]
+R = TypeVar("R", MonitorReport, RetrainReport)
+
+__all__ = [
+    "latest_monitoring_report",
+    "latest_report_key",
+    "latest_retrain_report",
+    "render_report",
+    "render_report_file",
+]
 
 BASELINE_COLOUR = "#8da0cb"
 CURRENT_COLOUR = "#fc8d62"
@@ -30,9 +38,9 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
 
 
-def psi_chart(features: dict[str, dict[str, Any]], threshold: float) -> str:
+def psi_chart(features: dict[str, FeatureDrift], threshold: float) -> str:
     """Horizontal PSI bars, one per feature, with the threshold as a dashed line."""
-    items = [(n, r["psi"]) for n, r in features.items() if r.get("psi") is not None]
+    items = [(n, r.psi) for n, r in features.items() if r.psi is not None]
     if not items:
         return "<p>No PSI computed (empty window).</p>"
     items.sort(key=lambda item: -item[1])
@@ -64,15 +72,15 @@ def psi_chart(features: dict[str, dict[str, Any]], threshold: float) -> str:
     return "".join(parts)
 
 
-def distribution_chart(name: str, result: dict[str, Any]) -> str:
+def distribution_chart(name: str, result: FeatureDrift) -> str:
     """Baseline vs current shares per bin or category, as paired bars."""
-    baseline, current = result.get("baseline") or [], result.get("current") or []
+    baseline, current = result.baseline or [], result.current or []
     if not baseline:
         return ""
-    if result.get("kind") == "categorical":
-        labels = [str(c) for c in result.get("categories", [])]
+    if result.kind == "categorical":
+        labels = [str(c) for c in result.categories or []]
     else:
-        edges = result.get("bins", [])
+        edges = result.bins or []
         bounds = ["-inf", *[f"{e:.4g}" for e in edges], "inf"]
         labels = [f"{bounds[i]}..{bounds[i + 1]}" for i in range(len(bounds) - 1)]
     width, height, bottom = 340, 170, 40
@@ -90,12 +98,12 @@ def distribution_chart(name: str, result: dict[str, Any]) -> str:
                 f'<rect x="{x + slot * offset:.1f}" y="{height - bottom - h:.1f}" '
                 f'width="{slot * 0.4:.1f}" height="{h:.1f}" fill="{colour}"><title>{_e(labels[index] if index < len(labels) else "")}: {value:.3f}</title></rect>'
             )
-        if result.get("kind") == "categorical" and len(baseline) <= 6 and index < len(labels):
+        if result.kind == "categorical" and len(baseline) <= 6 and index < len(labels):
             parts.append(
                 f'<text x="{x + slot / 2:.1f}" y="{height - bottom + 14}" font-size="9" text-anchor="middle">{_e(labels[index][:10])}</text>'
             )
-    if result.get("kind") != "categorical" and result.get("bins"):
-        edges = result["bins"]
+    if result.kind != "categorical" and result.bins:
+        edges = result.bins
         parts.append(
             f'<text x="10" y="{height - bottom + 14}" font-size="10">training deciles, '
             f"{edges[0]:.4g} .. {edges[-1]:.4g}</text>"
@@ -140,25 +148,24 @@ def versions_chart(manifests: list[Manifest], metric: str) -> str:
 
 
 def render_report(
-    config: SkyliftConfig, monitoring: dict[str, Any] | None, manifests: list[Manifest]
+    config: SkyliftConfig, monitoring: MonitorReport | None, manifests: list[Manifest]
 ) -> str:
     """The whole page as one HTML string."""
-    monitoring = monitoring or {"features": {}, "notes": ["no monitoring report yet"]}
-    threshold = monitoring.get("threshold", config.monitor.psi_threshold)
-    features: dict[str, dict[str, Any]] = monitoring.get("features", {})
-    live = monitoring.get("live_metrics")
-    drifted = monitoring.get("drifted_features", [])
+    notes = ["no monitoring report yet"] if monitoring is None else monitoring.notes
+    threshold = monitoring.threshold if monitoring else config.monitor.psi_threshold
+    features = monitoring.features if monitoring else {}
+    live = monitoring.live_metrics if monitoring else None
+    drifted = monitoring.drifted_features if monitoring else []
     cards = "".join(
-        f'<div class="card"><h3>{_e(name)} <span class="{"drift" if r.get("drifted") else "ok"}">'
-        f"PSI {r['psi']:.3f}</span></h3>{distribution_chart(name, r)}</div>"
+        f'<div class="card"><h3>{_e(name)} <span class="{"drift" if r.drifted else "ok"}">'
+        f"PSI {r.psi:.3f}</span></h3>{distribution_chart(name, r)}</div>"
         for name, r in features.items()
-        if r.get("psi") is not None
+        if r.psi is not None
     )
+    live_values = live.model_dump(exclude={"rows"}, exclude_none=True) if live else {}
     live_rows = (
-        "".join(
-            f"<tr><td>{_e(k)}</td><td>{v:.4f}</td></tr>" for k, v in live.items() if k != "rows"
-        )
-        + f"<tr><td>labelled rows</td><td>{live.get('rows')}</td></tr>"
+        "".join(f"<tr><td>{_e(k)}</td><td>{v:.4f}</td></tr>" for k, v in live_values.items())
+        + f"<tr><td>labelled rows</td><td>{live.rows}</td></tr>"
         if live
         else '<tr><td colspan="2">no labels joined in this window</td></tr>'
     )
@@ -171,7 +178,7 @@ def render_report(
         + "</tr>"
         for m in manifests
     )
-    notes = "".join(f"<li>{_e(n)}</li>" for n in monitoring.get("notes", []))
+    notes_html = "".join(f"<li>{_e(n)}</li>" for n in notes)
     status = (
         f'<span class="drift">{len(drifted)} drifted: {_e(", ".join(drifted))}</span>'
         if drifted
@@ -191,10 +198,10 @@ table {{ border-collapse: collapse; }} td, th {{ border-bottom: 1px solid #eee; 
 svg text {{ font-size: 12px; fill: #333; }}
 </style></head><body>
 <h1>{_e(config.model.name)}: model health</h1>
-<p class="sub">champion v{_e(monitoring.get("model_version", "?"))} &middot; window {_e(monitoring.get("window", {}).get("from", "?"))} to {_e(monitoring.get("window", {}).get("to", "?"))} &middot; {_e(monitoring.get("rows", 0))} inputs &middot; {status}</p>
+<p class="sub">champion v{_e(monitoring.model_version if monitoring else "?")} &middot; window {_e(monitoring.window.start if monitoring else "?")} to {_e(monitoring.window.end if monitoring else "?")} &middot; {_e((monitoring.rows if monitoring else None) or 0)} inputs &middot; {status}</p>
 <h2>Drift per feature (PSI)</h2>
 {psi_chart(features, threshold)}
-<p>Max PSI {_fmt(monitoring.get("max_psi"))}; prediction PSI {_fmt(monitoring.get("prediction_psi"))}.</p>
+<p>Max PSI {_fmt(monitoring.max_psi if monitoring else None)}; prediction PSI {_fmt(monitoring.prediction_psi if monitoring else None)}.</p>
 <h2>Baseline vs current</h2>
 <p class="legend"><span style="background:{BASELINE_COLOUR}"></span>baseline (training) <span style="background:{CURRENT_COLOUR}"></span>current window</p>
 <div class="cards">{cards or "<p>No inputs in the window.</p>"}</div>
@@ -203,30 +210,37 @@ svg text {{ font-size: 12px; fill: #333; }}
 <h2>Versions over time</h2>
 {versions_chart(manifests, config.retrain.metric)}
 <table><thead><tr><th>version</th><th>created (UTC)</th><th>roc_auc</th><th>accuracy</th><th>log_loss</th></tr></thead><tbody>{version_rows}</tbody></table>
-<h2>Notes</h2><ul>{notes}</ul>
+<h2>Notes</h2><ul>{notes_html}</ul>
 </body></html>
 """
 
 
-def latest_monitoring_report(config: SkyliftConfig, s3: Any) -> dict[str, Any] | None:
-    """The newest report: keys are UTC timestamps, so the greatest key over every page (a
-    listing returns at most 1,000 keys, ~42 days of hourly reports)."""
-    prefix = f"{config.storage.reports_prefix}monitoring/"
+def latest_report_key(config: SkyliftConfig, s3: Any, kind: str) -> str | None:
+    """The newest report of ``kind`` ("monitoring", "retrain"): keys are UTC timestamps, so
+    the greatest key over every page (a listing returns at most 1,000 keys, ~42 days of
+    hourly reports)."""
+    prefix = f"{config.storage.reports_prefix}{kind}/"
     pages = s3.get_paginator("list_objects_v2").paginate(
         Bucket=config.storage.bucket, Prefix=prefix
     )
-    latest = max(
-        (
-            o["Key"]
-            for page in pages
-            for o in page.get("Contents", [])
-            if o["Key"].endswith(".json")
-        ),
-        default=None,
-    )
-    if latest is None:
+    keys = (o["Key"] for page in pages for o in page.get("Contents", []))
+    return max((key for key in keys if key.endswith(".json")), default=None)
+
+
+def latest_monitoring_report(config: SkyliftConfig, s3: Any) -> MonitorReport | None:
+    return _latest(config, s3, "monitoring", MonitorReport)
+
+
+def latest_retrain_report(config: SkyliftConfig, s3: Any) -> RetrainReport | None:
+    return _latest(config, s3, "retrain", RetrainReport)
+
+
+def _latest(config: SkyliftConfig, s3: Any, kind: str, model: type[R]) -> R | None:
+    key = latest_report_key(config, s3, kind)
+    if key is None:
         return None
-    return json.loads(s3.get_object(Bucket=config.storage.bucket, Key=latest)["Body"].read())
+    body = s3.get_object(Bucket=config.storage.bucket, Key=key)["Body"].read()
+    return model.model_validate_json(body).model_copy(update={"report_key": key})
 
 
 def render_report_file(

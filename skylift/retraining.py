@@ -5,7 +5,6 @@ write, and leave a decision report under reports/retrain/."""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import resource
 import sys
@@ -19,6 +18,7 @@ from skylift.bundle import TrainingDataRef
 from skylift.config import SkyliftConfig
 from skylift.gate import GateCheck, GateDecision, decide, schema_compatible
 from skylift.registry import AliasNotFoundError, ConcurrentUpdateError, ModelRegistry
+from skylift.reports import HoldoutInfo, ModelResult, RetrainDecision, RetrainReport, RunLimits
 from skylift.training import TrainingError, evaluate, parse_table, train_candidate
 
 __all__ = ["load_training_prefix", "retrain"]
@@ -64,25 +64,27 @@ def retrain(
     context: Any = None,
     trigger: str = "schedule",
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> RetrainReport:
     """Run one retrain; returns (and stores) the decision report. Never raises for a
     missing champion or data: the report says what happened."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     registry = ModelRegistry.from_config(config, s3_client=s3)
-    report: dict[str, Any] = {
-        "model": config.model.name,
-        "started_at": now.isoformat(),
-        "trigger": trigger,
-        "metric": config.retrain.metric,
-        "min_improvement": config.retrain.min_improvement,
-    }
+    report = RetrainReport(
+        model=config.model.name,
+        started_at=now.isoformat(),
+        trigger=trigger,
+        metric=config.retrain.metric,
+        min_improvement=config.retrain.min_improvement,
+        status="failed",
+        decision=RetrainDecision(promote=False, promoted=False, reason="not run"),
+    )
     try:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         frame, data_ref = load_training_prefix(config, s3)
         timings["load_seconds"] = time.perf_counter() - clock
-        report["data"] = data_ref.model_dump()
+        report.data = data_ref
         try:
             champion = registry.load_alias(allow_version_skew=config.model.allow_version_skew)
         except AliasNotFoundError:
@@ -90,11 +92,11 @@ def retrain(
         result = train_candidate(config, frame, data_ref)
         timings.update(result.timings)
         challenger = result.bundle
-        report["holdout"] = {
-            "rows": len(result.holdout),
-            "seed": config.model.seed,
-            "fraction": config.model.holdout_fraction,
-        }
+        report.holdout = HoldoutInfo(
+            rows=len(result.holdout),
+            seed=config.model.seed,
+            fraction=config.model.holdout_fraction,
+        )
         champion_metrics: dict[str, float] | None = None
         schema_check = schema_compatible(challenger.manifest.feature_schema, None)
         if champion is not None:
@@ -123,34 +125,28 @@ def retrain(
                     f"lost race: the champion changed while this retrain ran ({exc})",
                     [*decision.checks, GateCheck("alias", False, "conditional write lost")],
                 )
-        report.update(
-            challenger={"version": version, "metrics": challenger.manifest.metrics},
-            champion=(
-                {"version": champion.version, "metrics": champion_metrics} if champion else None
-            ),
-            decision=decision.as_dict() | {"promoted": promoted},
-            status="succeeded",
-        )
+        report.challenger = ModelResult(version=version, metrics=challenger.manifest.metrics)
+        if champion is not None:
+            report.champion = ModelResult(version=champion.version, metrics=champion_metrics)
+        report.decision = RetrainDecision(**decision.as_dict(), promoted=promoted)
+        report.status = "succeeded"
         timings["total_seconds"] = time.perf_counter() - started
-        report["timings"] = timings
+        report.timings = timings
     except TrainingError as exc:
-        report.update(
-            status="failed",
-            reason=str(exc),
-            decision={"promote": False, "promoted": False, "reason": str(exc), "checks": []},
-        )
-        report["timings"] = {"total_seconds": time.perf_counter() - started}
-    report["limits"] = _limits(config, context, report["timings"]["total_seconds"])
-    report["finished_at"] = datetime.now(UTC).isoformat()
+        report.reason = str(exc)
+        report.decision = RetrainDecision(promote=False, promoted=False, reason=str(exc))
+        report.timings = {"total_seconds": time.perf_counter() - started}
+    report.limits = _limits(config, context, report.timings["total_seconds"])
+    report.finished_at = datetime.now(UTC).isoformat()
     key = f"{config.storage.reports_prefix}retrain/{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
     s3.put_object(
         Bucket=config.storage.bucket,
         Key=key,
-        Body=json.dumps(report, indent=2, default=str).encode(),
+        Body=report.to_json(),
         ContentType="application/json",
     )
-    report["report_key"] = key
-    logger.info("retrain %s: %s", report.get("status"), report["decision"]["reason"])
+    report.report_key = key
+    logger.info("retrain %s: %s", report.status, report.decision.reason)
     return report
 
 
@@ -162,7 +158,7 @@ def _evaluate_on(champion: Any, holdout: pd.DataFrame, config: SkyliftConfig) ->
     return evaluate(champion.model, validation.valid, rows[config.model.target], config.model.task)
 
 
-def _limits(config: SkyliftConfig, context: Any, elapsed: float) -> dict[str, Any]:
+def _limits(config: SkyliftConfig, context: Any, elapsed: float) -> RunLimits:
     """Whether this run came within 20% of the function's time or memory limits."""
     timeout = config.retrain.timeout_seconds
     memory = config.retrain.memory_mb
@@ -176,11 +172,11 @@ def _limits(config: SkyliftConfig, context: Any, elapsed: float) -> dict[str, An
         warnings.append(f"training took {elapsed:.0f} s of a {timeout} s timeout")
     if near_memory:
         warnings.append(f"peak memory {peak:.0f} MB of {memory} MB")
-    return {
-        "timeout_seconds": timeout,
-        "elapsed_seconds": round(elapsed, 3),
-        "memory_mb": memory,
-        "peak_rss_mb": round(peak, 1),
-        "near_limit": near_time or near_memory,
-        "warnings": warnings,
-    }
+    return RunLimits(
+        timeout_seconds=timeout,
+        elapsed_seconds=round(elapsed, 3),
+        memory_mb=memory,
+        peak_rss_mb=round(peak, 1),
+        near_limit=near_time or near_memory,
+        warnings=warnings,
+    )

@@ -8,19 +8,17 @@ model the service answers 503 ``model_unavailable`` and the init log says why.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from skylift.observability import service_name
 from skylift.serving import create_service, lambda_tracer
 
-# The stack sets POWERTOOLS_SERVICE_NAME; "skylift" when run outside it (skylift invoke).
-SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "skylift"
 # Powertools' Logger is the stdlib logger named after the service; with the service named
 # "skylift" it is the parent of skylift.*'s loggers, so their records get its JSON format too.
-logger = Logger(service=SERVICE)
-tracer = lambda_tracer(SERVICE)  # Powertools Tracer when X-Ray tracing is on, else None
+logger = Logger(service=service_name())
+tracer = lambda_tracer(service_name())  # Powertools Tracer when X-Ray tracing is on, else None
 
 service = create_service()
 app = service.app  # the APIGatewayRestResolver (enable_validation=True)

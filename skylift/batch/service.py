@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes import S3Event
 
 from skylift.batch.job import BatchJob, BatchManifest
 from skylift.config import SkyliftConfig
@@ -37,6 +40,23 @@ class BatchService:
     def scorer(self) -> Scorer:
         """The champion; raises ModelUnavailableError (the message is retried) without one."""
         return self.holder.current()
+
+    def score_record(self, body: dict[str, Any]) -> list[BatchManifest]:
+        """Score the objects of one SQS message body (an S3 event notification); returns the
+        manifests of the files scored now (not duplicates, not keys outside incoming/)."""
+        if body.get("Event") == "s3:TestEvent":
+            logger.info("ignoring the s3:TestEvent S3 sends when a notification is configured")
+            return []
+        manifests = []
+        for record in S3Event(body).records:
+            # Keys arrive URL-encoded (spaces as '+', unicode as %XX); S3Event's per-record key
+            # does not decode them (only its first-record `object_key` does).
+            key = unquote_plus(record.s3.get_object.key)
+            etag = record.s3.get_object.get("eTag")
+            manifest = self.score_object(record.s3.bucket.name, key, f'"{etag}"' if etag else None)
+            if manifest is not None and not manifest.duplicate:
+                manifests.append(manifest)
+        return manifests
 
     def score_object(self, bucket: str, key: str, etag: str | None) -> BatchManifest | None:
         """Score one object; None when the key is outside incoming/ (not ours to score)."""

@@ -3,7 +3,6 @@ paths, run here against any endpoint, and the HTML report."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -21,19 +20,18 @@ def retrain_command(state: CliState) -> None:
 
     with console.status("retraining ..."):
         report = retrain(state.config, state.client("s3"), trigger="cli")
-    decision = report["decision"]
-    table = Table(title=f"retrain of {state.config.model.name}: {report.get('status')}")
+    decision = report.decision
+    table = Table(title=f"retrain of {state.config.model.name}: {report.status}")
     table.add_column("check")
     table.add_column("passed")
     table.add_column("detail")
-    for check in decision.get("checks", []):
+    for check in decision.checks:
         table.add_row(check["name"], "yes" if check["passed"] else "[red]no[/]", check["detail"])
     console.print(table)
-    verdict = "promoted" if decision.get("promoted") else "not promoted"
-    console.print(
-        f"challenger v{(report.get('challenger') or {}).get('version')}: {verdict}: {decision.get('reason')}"
-    )
-    console.print(f"report: s3://{state.config.storage.bucket}/{report['report_key']}")
+    verdict = "promoted" if decision.promoted else "not promoted"
+    version = report.challenger.version if report.challenger else None
+    console.print(f"challenger v{version}: {verdict}: {decision.reason}", markup=False)
+    console.print(f"report: s3://{state.config.storage.bucket}/{report.report_key}")
 
 
 @cli.command("monitor")
@@ -46,26 +44,32 @@ def monitor_command(state: CliState, as_json: bool) -> None:
 
     report = monitor(state.config, state.client("s3"), state.client("events"))
     if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
+        click.echo(report.model_dump_json(indent=2))
         return
     table = Table(
-        title=f"drift of {state.config.model.name} v{report.get('model_version')} ({report.get('rows', 0)} inputs)"
+        title=f"drift of {state.config.model.name} v{report.model_version} ({report.rows or 0} inputs)"
     )
     for column in ("feature", "PSI", "test p-value", "drifted"):
         table.add_column(column)
-    for name, result in report["features"].items():
-        pvalue = result.get("ks_pvalue", result.get("chi2_pvalue"))
+    for name, result in report.features.items():
+        pvalue = result.ks_pvalue if result.ks_pvalue is not None else result.chi2_pvalue
         table.add_row(
             name,
-            f"{result['psi']:.3f}" if result.get("psi") is not None else "",
+            f"{result.psi:.3f}" if result.psi is not None else "",
             f"{pvalue:.3g}" if pvalue is not None else "",
-            "[red]yes[/]" if result.get("drifted") else "",
+            "[red]yes[/]" if result.drifted else "",
         )
     console.print(table)
-    console.print(f"live metrics: {report.get('live_metrics')}")
-    for note in report.get("notes", []):
+    live = report.live_metrics
+    if live is None:
+        console.print("live metrics: no labels joined in the window")
+    else:
+        values = live.model_dump(exclude={"rows"}, exclude_none=True)
+        shown = ", ".join(f"{name} {value:.4f}" for name, value in values.items())
+        console.print(f"live metrics on {live.rows} labelled rows: {shown}")
+    for note in report.notes:
         console.print(f"note: {note}", markup=False)
-    console.print(f"report: s3://{state.config.storage.bucket}/{report['report_key']}")
+    console.print(f"report: s3://{state.config.storage.bucket}/{report.report_key}")
 
 
 @cli.command("report")

@@ -19,6 +19,7 @@ import pandas as pd
 
 from skylift.config import SkyliftConfig
 from skylift.errors import SkyliftError
+from skylift.report import latest_monitoring_report, latest_retrain_report
 
 __all__ = ["StackHandle", "Tour", "TourError"]
 
@@ -186,15 +187,16 @@ class Tour:
 
     def monitor(self) -> str:
         result = self.stack.trigger("monitor")
-        report = self._latest_report("monitoring/")
-        self.facts["monitoring"] = report
-        drift = report.get("max_psi", report.get("drift", {}).get("max_psi"))
-        live = report.get("live_metrics") or {}
-        accuracy = live.get("accuracy")
-        parts = [f"max PSI {drift:.3f}" if isinstance(drift, int | float) else "drift computed"]
-        if accuracy is not None:
-            parts.append(f"live accuracy {accuracy:.3f} on {live.get('rows', '?')} labelled rows")
         del result
+        report = latest_monitoring_report(self.config, self.s3)
+        if report is None:
+            raise TourError("the monitor stored no report")
+        self.facts["monitoring"] = report
+        drift = report.max_psi
+        parts = [f"max PSI {drift:.3f}" if drift is not None else "drift computed"]
+        live = report.live_metrics
+        if live is not None and live.accuracy is not None:
+            parts.append(f"live accuracy {live.accuracy:.3f} on {live.rows} labelled rows")
         return ", ".join(parts)
 
     def html_report(self) -> str:
@@ -215,12 +217,12 @@ class Tour:
         key = f"{self.config.storage.training_prefix}churn.csv"
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=shifted.to_csv(index=False).encode())
         self.stack.trigger("retrain")
-        report = self._latest_report("retrain/")
+        report = latest_retrain_report(self.config, self.s3)
+        if report is None:
+            raise TourError("the retrain stored no report")
         self.facts["retrain"] = report
-        decision = report.get("decision", {})
-        verdict = decision.get("promoted") if isinstance(decision, dict) else decision
-        why = decision.get("reason", "") if isinstance(decision, dict) else report.get("reason", "")
-        return f"challenger {'promoted' if verdict else 'not promoted'}: {why}"
+        verdict = "promoted" if report.decision.promoted else "not promoted"
+        return f"challenger {verdict}: {report.decision.reason}"
 
     # ---- helpers -------------------------------------------------------------------------------
 
@@ -233,16 +235,3 @@ class Tour:
             except self.s3.exceptions.NoSuchKey:
                 time.sleep(0.25)
         raise TourError(f"s3://{self.bucket}/{key} did not appear within {timeout:.0f} s")
-
-    def _latest_report(self, kind: str) -> dict[str, Any]:
-        prefix = f"{self.config.storage.reports_prefix}{kind}"
-        listing = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
-        keys = sorted(
-            (item["LastModified"], item["Key"])
-            for item in listing.get("Contents", [])
-            if item["Key"].endswith(".json")
-        )
-        if not keys:
-            raise TourError(f"no report under s3://{self.bucket}/{prefix}")
-        body = self.s3.get_object(Bucket=self.bucket, Key=keys[-1][1])["Body"].read()
-        return json.loads(body)

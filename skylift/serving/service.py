@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -23,9 +22,11 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from skylift import observability
 from skylift.api_capture import CaptureSink, NullCapture, capture_lines
 from skylift.api_errors import ApiError, Detail, ErrorCode, strict_json_loads
 from skylift.model_holder import ModelHolder
+from skylift.observability import Metric
 from skylift.scoring import Scorer
 from skylift.serving.contracts import ErrorReply, PredictReply, PredictRequest
 from skylift.serving.error_mapping import (
@@ -39,12 +40,10 @@ from skylift.serving.screening import screen_body
 if TYPE_CHECKING:
     from skylift.config import ApiConfig
 
-__all__ = ["DEFAULT_NAMESPACE", "DEFAULT_SERVICE", "ScoringService"]
+__all__ = ["ScoringService"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_NAMESPACE = "Skylift"
-DEFAULT_SERVICE = "skylift"
 _JSON = content_types.APPLICATION_JSON
 
 
@@ -75,14 +74,9 @@ class ScoringService:
         self.holder = holder
         self.api = api
         self.capture: CaptureSink = capture or NullCapture()
-        self.service_name = (
-            service_name or os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
-        )
+        self.service_name = service_name or observability.service_name()
         self.metrics = EphemeralMetrics(
-            namespace=namespace
-            or os.environ.get("POWERTOOLS_METRICS_NAMESPACE")
-            or DEFAULT_NAMESPACE,
-            service=self.service_name,
+            namespace=namespace or observability.metrics_namespace(), service=self.service_name
         )
         self.metrics.set_default_dimensions(model=model_name)
         self._new_request_id = new_request_id or (lambda: str(uuid.uuid4()))
@@ -339,17 +333,17 @@ class ScoringService:
             state = self._request
             status = int(reply.get("statusCode", 500))
             metrics = self.metrics
-            metrics.add_metric("Requests", MetricUnit.Count, 1)
-            metrics.add_metric("RecordsScored", MetricUnit.Count, state.records_scored)
-            metrics.add_metric("Latency", MetricUnit.Milliseconds, round(latency_ms, 3))
-            metrics.add_metric("ClientErrors", MetricUnit.Count, int(400 <= status < 500))
-            metrics.add_metric("ServerErrors", MetricUnit.Count, int(status >= 500))
+            metrics.add_metric(Metric.REQUESTS, MetricUnit.Count, 1)
+            metrics.add_metric(Metric.RECORDS_SCORED, MetricUnit.Count, state.records_scored)
+            metrics.add_metric(Metric.LATENCY, MetricUnit.Milliseconds, round(latency_ms, 3))
+            metrics.add_metric(Metric.CLIENT_ERRORS, MetricUnit.Count, int(400 <= status < 500))
+            metrics.add_metric(Metric.SERVER_ERRORS, MetricUnit.Count, int(status >= 500))
             reload_failures = self.holder.take_reload_failures()
             if reload_failures:
-                metrics.add_metric("ModelReloadFailures", MetricUnit.Count, reload_failures)
+                metrics.add_metric(Metric.MODEL_RELOAD_FAILURES, MetricUnit.Count, reload_failures)
             if self.capture.enabled:
                 metrics.add_metric(
-                    "CaptureFailures", MetricUnit.Count, self.capture.take_failures()
+                    Metric.CAPTURE_FAILURES, MetricUnit.Count, self.capture.take_failures()
                 )
             # Extra dimension sets: the same figures per model version and per error code.
             if state.model_version is not None:

@@ -56,9 +56,9 @@ def test_same_distribution_has_low_psi_everywhere(s3, churn_config, champion):
 
     capture(s3, churn_config, champion, generate_churn(3000, seed=8))
     report = monitor(churn_config, s3)
-    assert report["rows"] == 3000 and report["drifted_features"] == []
-    assert all(r["psi"] < 0.1 for r in report["features"].values()), report["features"]
-    assert report["prediction_psi"] < 0.1
+    assert report.rows == 3000 and report.drifted_features == []
+    assert all(r.psi < 0.1 for r in report.features.values()), report.features
+    assert report.prediction_psi < 0.1
 
 
 def test_shifted_distribution_flags_the_shifted_features_only(s3, churn_config, champion):
@@ -67,12 +67,12 @@ def test_shifted_distribution_flags_the_shifted_features_only(s3, churn_config, 
     capture(s3, churn_config, champion, generate_churn(3000, seed=8, shift=0.8))
     events = boto3.client("events", region_name="us-east-1")
     report = monitor(churn_config, s3, events)
-    assert set(report["drifted_features"]) == {"monthly_charges", "support_calls"}
-    assert all(report["features"][n]["psi"] > 0.25 for n in report["drifted_features"])
-    assert all(report["features"][n]["psi"] < 0.1 for n in UNSHIFTED)
-    assert report["features"]["monthly_charges"]["ks_pvalue"] < 0.001
-    assert report["features"]["contract"]["chi2_pvalue"] < 0.001  # shifted, if under the PSI bar
-    assert report["drift_event_published"]
+    assert set(report.drifted_features) == {"monthly_charges", "support_calls"}
+    assert all(report.features[n].psi > 0.25 for n in report.drifted_features)
+    assert all(report.features[n].psi < 0.1 for n in UNSHIFTED)
+    assert report.features["monthly_charges"].ks_pvalue < 0.001
+    assert report.features["contract"].chi2_pvalue < 0.001  # shifted, if under the PSI bar
+    assert report.drift_event_published
 
 
 def test_labels_join_by_id_with_missing_and_duplicate_ids(s3, churn_config):
@@ -92,20 +92,20 @@ def test_labels_join_by_id_with_missing_and_duplicate_ids(s3, churn_config):
     assert dict(zip(labels["id"], labels["label"], strict=True)) == {"a": 1, "b": 0, "z": 1}
     assert any("duplicate" in n for n in notes)
     metrics, join_notes = live_metrics(predictions, labels, "classification")
-    assert metrics["rows"] == 2 and metrics["accuracy"] == 1.0  # a: 1==1, b: 0==0 (latest label)
+    assert metrics.rows == 2 and metrics.accuracy == 1.0  # a: 1==1, b: 0==0 (latest label)
     assert any("1 label(s) matched no prediction" in n for n in join_notes)
 
 
 def test_empty_window_and_missing_prefixes_are_reported(s3, churn_config, champion):
     report = monitor(churn_config, s3)
-    assert report["features"] == {} and report["max_psi"] is None
-    notes = " ".join(report["notes"])
+    assert report.features == {} and report.max_psi is None
+    notes = " ".join(report.notes)
     assert "no API capture" in notes and "empty window" in notes
 
 
 def test_no_champion_is_reported(s3, churn_config):
     report = monitor(churn_config, s3)
-    assert "no champion yet" in report["notes"][0]
+    assert "no champion yet" in report.notes[0]
 
 
 def test_batch_outputs_are_monitored_with_labels(s3, churn_config, champion):
@@ -129,6 +129,6 @@ def test_batch_outputs_are_monitored_with_labels(s3, churn_config, champion):
         Body=labels.to_csv(index=False).encode(),
     )
     report = monitor(churn_config, s3)
-    assert report["rows"] == 2000
-    assert report["live_metrics"]["rows"] == 2000
-    assert 0.6 < report["live_metrics"]["roc_auc"] < 0.95
+    assert report.rows == 2000
+    assert report.live_metrics.rows == 2000
+    assert 0.6 < report.live_metrics.roc_auc < 0.95

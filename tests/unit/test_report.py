@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from skylift.monitoring import monitor
 from skylift.report import render_report_file
 from skylift.scoring import Scorer
@@ -37,12 +35,14 @@ def test_latest_report_is_found_past_the_first_listing_page(s3, churn_config):
     """A listing returns 1,000 keys at most: ~42 days of hourly reports."""
     from datetime import UTC, datetime, timedelta
 
-    from skylift.report import latest_monitoring_report
+    from skylift.report import latest_report_key
 
     prefix = f"{churn_config.storage.reports_prefix}monitoring/"
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    for hour in range(1_005):
-        stamp = (start + timedelta(hours=hour)).strftime("%Y%m%dT%H%M%S%fZ")
-        body = json.dumps({"hour": hour}).encode()
-        s3.put_object(Bucket=churn_config.storage.bucket, Key=f"{prefix}{stamp}.json", Body=body)
-    assert latest_monitoring_report(churn_config, s3) == {"hour": 1_004}
+    keys = [
+        f"{prefix}{(start + timedelta(hours=hour)).strftime('%Y%m%dT%H%M%S%fZ')}.json"
+        for hour in range(1_005)
+    ]
+    for key in keys:
+        s3.put_object(Bucket=churn_config.storage.bucket, Key=key, Body=b"{}")
+    assert latest_report_key(churn_config, s3, "monitoring") == keys[-1]

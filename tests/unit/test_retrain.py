@@ -28,7 +28,7 @@ def with_training_data(s3, churn_config):
 
 def stored(s3, config, report):
     return json.loads(
-        s3.get_object(Bucket=config.storage.bucket, Key=report["report_key"])["Body"].read()
+        s3.get_object(Bucket=config.storage.bucket, Key=report.report_key)["Body"].read()
     )
 
 
@@ -36,7 +36,7 @@ def test_first_model_is_promoted_when_it_clears_the_floor(
     s3, churn_config, with_training_data, registry
 ):
     report = retrain(churn_config, s3)
-    assert report["decision"]["promoted"] and registry.resolve() == 1
+    assert report.decision.promoted and registry.resolve() == 1
     saved = stored(s3, churn_config, report)
     assert saved["data"]["rows"] == 2500 and len(saved["data"]["sha256"]) == 64
     assert saved["champion"] is None and "clears the floor" in saved["decision"]["reason"]
@@ -50,8 +50,8 @@ def test_same_data_again_is_registered_but_not_promoted(
 ):
     retrain(churn_config, s3)
     report = retrain(churn_config, s3)
-    assert report["challenger"]["version"] == 2 and not report["decision"]["promoted"]
-    assert "gain +0.0000" in report["decision"]["reason"]  # within the margin
+    assert report.challenger.version == 2 and not report.decision.promoted
+    assert "gain +0.0000" in report.decision.reason  # within the margin
     assert registry.resolve() == 1 and len(registry.list_versions()) == 2
 
 
@@ -63,8 +63,8 @@ def test_worse_challenger_is_rejected(s3, churn_config, with_training_data, regi
     )  # labels scrambled
     with_training_data(noisy)
     report = retrain(churn_config, s3)
-    assert not report["decision"]["promoted"] and registry.resolve() == 1
-    assert report["champion"]["metrics"]["roc_auc"] > report["challenger"]["metrics"]["roc_auc"]
+    assert not report.decision.promoted and registry.resolve() == 1
+    assert report.champion.metrics["roc_auc"] > report.challenger.metrics["roc_auc"]
 
 
 def test_better_challenger_is_promoted(s3, churn_config, with_training_data, registry):
@@ -73,14 +73,17 @@ def test_better_challenger_is_promoted(s3, churn_config, with_training_data, reg
     retrain(churn_config, s3)
     with_training_data(generate_churn(3000, seed=4, shift=0.6))  # the population moved
     report = retrain(churn_config, s3)
-    assert report["decision"]["promoted"], report["decision"]["reason"]
+    assert report.decision.promoted, report.decision.reason
     assert registry.resolve() == 2 and registry.alias().history[0].version == 1
 
 
 def test_no_training_data_is_reported_not_raised(s3, churn_config):
     report = retrain(churn_config, s3)
-    assert report["status"] == "failed" and "no training data" in report["reason"]
+    assert report.status == "failed" and "no training data" in report.reason
     assert stored(s3, churn_config, report)["decision"]["promoted"] is False
+
+
+ALIAS_LOST = {"name": "alias", "passed": False, "detail": "conditional write lost"}
 
 
 def test_concurrent_retrains_promote_exactly_once(
@@ -98,15 +101,17 @@ def test_concurrent_retrains_promote_exactly_once(
         thread.start()
     for thread in threads:
         thread.join()
-    promoted = [r for r in reports if r["decision"]["promoted"]]
+    promoted = [r for r in reports if r.decision.promoted]
     assert len(promoted) == 1
     registry = ModelRegistry.from_config(churn_config, s3_client=s3)
-    assert registry.resolve() == promoted[0]["challenger"]["version"]
+    assert promoted[0].challenger is not None
+    assert registry.resolve() == promoted[0].challenger.version
     assert len(registry.list_versions()) == 3
-    losers = [r for r in reports if not r["decision"]["promoted"]]
-    assert all(
-        "lost race" in r["decision"]["reason"]
-        or "floor" in r["decision"]["reason"]
-        or "gain" in r["decision"]["reason"]
-        for r in losers
-    )
+    losers = [r for r in reports if not r.decision.promoted]
+    for loser in losers:
+        # A loser that read no champion passed the gate and lost the conditional write; one
+        # that started after the winner promoted was gated against it (same data: no gain).
+        expected = "lost race" if loser.champion is None else "gain +0.0000"
+        assert expected in loser.decision.reason, loser.decision.reason
+        alias_checks = [c for c in loser.decision.checks if c["name"] == "alias"]
+        assert alias_checks == ([] if loser.champion else [ALIAS_LOST])
