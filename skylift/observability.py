@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from skylift.topology import METRICS_NAMESPACE, SERVICE_NAME
 
 if TYPE_CHECKING:
-    from skylift.batch.job import BatchManifest
+    from skylift.batch.manifest import BatchManifest
     from skylift.reports import MonitorReport, RetrainReport
 
 __all__ = [

@@ -15,161 +15,53 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol
+from typing import IO, Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
 
 from skylift.batch.errors import PermanentBatchError
+from skylift.batch.manifest import BatchManifest, OutputKeys, output_keys
 from skylift.batch.readers import Format, RawChunk, detect_format, read_chunks
-from skylift.batch.writers import MultipartWriter
+from skylift.batch.sinks import LocalSink, S3Sink, Sink, Writer
 from skylift.config import SkyliftConfig
 from skylift.schema import SchemaMismatchError
 from skylift.scoring import Scorer
 
-__all__ = ["BatchJob", "BatchManifest", "LocalSink", "S3Sink", "output_keys"]
+__all__ = ["BatchJob", "BatchManifest", "ProgressCallback", "output_keys"]
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_SUFFIX = ".manifest.json"
+ProgressCallback = Callable[[int], None]  # called with the rows of each chunk read
 
 
-class BatchManifest(BaseModel):
-    """What happened to one input object; written last, as the commit marker."""
+@dataclass
+class Tally:
+    """Where every row of a file went (the manifest's counts)."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-    status: Literal["succeeded", "failed"]
-    reason: str | None = None
-    input_bucket: str
-    input_key: str
-    input_etag: str | None = None
-    predictions_key: str
-    quarantine_key: str | None = None
-    model: str
-    model_version: int | None = None
     rows_read: int = 0
     rows_scored: int = 0
     rows_quarantined: int = 0
     blank_lines_skipped: int = 0
     chunks: int = 0
-    flagged: dict[str, int] = Field(default_factory=dict)
-    notes: list[str] = Field(default_factory=list)
-    started_at: datetime
-    finished_at: datetime
-    timings: dict[str, float] = Field(default_factory=dict)
-    duplicate: bool = Field(default=False, exclude=True)  # set on the skip path, not stored
+    flagged: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
-def output_keys(config: SkyliftConfig, key: str) -> tuple[str, str, str]:
-    """(predictions, quarantine, manifest) keys for an input key under incoming/."""
-    storage = config.storage
-    relative = (
-        key[len(storage.incoming_prefix) :] if key.startswith(storage.incoming_prefix) else key
-    )
-    if relative.lower().endswith(".parquet"):
-        relative = relative[: -len(".parquet")] + ".csv"  # Parquet in, CSV out
-    predictions = f"{storage.predictions_prefix}{relative}"
-    return predictions, f"{storage.quarantine_prefix}{relative}", predictions + MANIFEST_SUFFIX
+@dataclass
+class Timings:
+    """Seconds spent per stage, over all chunks."""
 
-
-class Writer(Protocol):
-    def write(self, data: bytes) -> None: ...
-    def commit(self) -> None: ...
-    def abort(self) -> None: ...
-
-
-class Sink(Protocol):
-    def open(self, key: str, content_type: str) -> Writer: ...
-    def read_manifest(self, key: str) -> tuple[BatchManifest | None, str | None]: ...
-    def write_manifest(self, key: str, manifest: BatchManifest, etag: str | None) -> bool: ...
-
-
-class S3Sink:
-    """Outputs in the bucket: multipart writers, and the manifest by conditional PUT."""
-
-    def __init__(self, s3: Any, bucket: str) -> None:
-        self.s3 = s3
-        self.bucket = bucket
-
-    def open(self, key: str, content_type: str) -> Writer:
-        return MultipartWriter(self.s3, self.bucket, key, content_type)
-
-    def read_manifest(self, key: str) -> tuple[BatchManifest | None, str | None]:
-        try:
-            response = self.s3.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None, None
-            raise
-        body = response["Body"].read()
-        try:
-            return BatchManifest.model_validate_json(body), response["ETag"]
-        except ValueError:
-            return None, response["ETag"]  # unreadable marker: score again and replace it
-
-    def write_manifest(self, key: str, manifest: BatchManifest, etag: str | None) -> bool:
-        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
-        try:
-            self.s3.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=manifest.model_dump_json(indent=2).encode(),
-                ContentType="application/json",
-                **condition,
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
-                return False  # another worker committed this object first
-            raise
-        return True
-
-
-class _LocalWriter:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        self._file = os.fdopen(handle, "wb")
-        self._temp = Path(name)
-
-    def write(self, data: bytes) -> None:
-        self._file.write(data)
-
-    def commit(self) -> None:
-        self._file.close()
-        os.replace(self._temp, self._path)  # atomic, as a completed multipart upload is
-
-    def abort(self) -> None:
-        self._file.close()
-        self._temp.unlink(missing_ok=True)
-
-
-class LocalSink:
-    """Outputs in a local folder (``skylift batch score`` on a local file)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def open(self, key: str, content_type: str) -> Writer:
-        return _LocalWriter(self.root / key)
-
-    def read_manifest(self, key: str) -> tuple[BatchManifest | None, str | None]:
-        return None, None  # a local run always scores
-
-    def write_manifest(self, key: str, manifest: BatchManifest, etag: str | None) -> bool:
-        writer = _LocalWriter(self.root / key)
-        writer.write(manifest.model_dump_json(indent=2).encode())
-        writer.commit()
-        return True
+    read: float = 0.0
+    validate: float = 0.0
+    score: float = 0.0
+    write: float = 0.0
 
 
 @dataclass
@@ -185,29 +77,28 @@ class _Outputs:
 class BatchJob:
     """Scores objects with the model ``scorer()`` returns (the champion, kept warm)."""
 
-    def __init__(
-        self,
-        config: SkyliftConfig,
-        scorer: Callable[[], Scorer],
-        *,
-        progress: Callable[[int], None] | None = None,
-    ) -> None:
+    def __init__(self, config: SkyliftConfig, scorer: Callable[[], Scorer]) -> None:
         self.config = config
         self._scorer = scorer
-        self._progress = progress
 
     # ---- entry points ------------------------------------------------------------------------
 
     def score_s3_object(
-        self, s3: Any, bucket: str, key: str, etag: str | None = None
+        self,
+        s3: Any,
+        bucket: str,
+        key: str,
+        etag: str | None = None,
+        *,
+        progress: ProgressCallback | None = None,
     ) -> BatchManifest:
         """Score ``s3://bucket/key`` into the same bucket's predictions/ and quarantine/."""
         from aws_lambda_powertools.utilities.streaming import S3Object
 
         sink = S3Sink(s3, bucket)
         scorer = self._scorer()
-        manifest_key = output_keys(self.config, key)[2]
-        existing, manifest_etag = sink.read_manifest(manifest_key)
+        keys = output_keys(self.config, key)
+        existing, manifest_etag = sink.read_manifest(keys.manifest)
         if etag is None:
             try:
                 etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
@@ -223,20 +114,25 @@ class BatchJob:
             logger.info("s3://%s/%s already scored by version %s", bucket, key, scorer.version)
             return existing.model_copy(update={"duplicate": True})
         stream = S3Object(bucket=bucket, key=key, boto3_client=s3)
-        manifest = self._score(stream, key, bucket, etag, sink, scorer)
-        if not sink.write_manifest(manifest_key, manifest, manifest_etag):
-            winner, _ = sink.read_manifest(manifest_key)
+        manifest = self._score(stream, key, keys, bucket, etag, sink, scorer, progress)
+        if not sink.write_manifest(keys.manifest, manifest, manifest_etag):
+            winner, _ = sink.read_manifest(keys.manifest)
             return (winner or manifest).model_copy(update={"duplicate": True})
         return manifest
 
-    def score_file(self, path: Path, output_dir: Path) -> BatchManifest:
+    def score_file(
+        self, path: Path, output_dir: Path, *, progress: ProgressCallback | None = None
+    ) -> BatchManifest:
         """Score a local file into ``output_dir`` (same layout as in S3)."""
         sink = LocalSink(output_dir)
         scorer = self._scorer()
         key = f"{self.config.storage.incoming_prefix}{path.name}"
+        keys = output_keys(self.config, key)
         with path.open("rb") as stream:
-            manifest = self._score(stream, key, "local", None, sink, scorer, source=str(path))
-        sink.write_manifest(output_keys(self.config, key)[2], manifest, None)
+            manifest = self._score(
+                stream, key, keys, "local", None, sink, scorer, progress, source=str(path)
+            )
+        sink.write_manifest(keys.manifest, manifest, None)
         return manifest
 
     # ---- the scoring loop --------------------------------------------------------------------
@@ -245,26 +141,27 @@ class BatchJob:
         self,
         stream: IO[bytes],
         key: str,
+        keys: OutputKeys,
         bucket: str,
         etag: str | None,
         sink: Sink,
         scorer: Scorer,
+        progress: ProgressCallback | None,
         source: str | None = None,
     ) -> BatchManifest:
         started = datetime.now(UTC)
-        predictions_key, quarantine_key, _ = output_keys(self.config, key)
         base: dict[str, Any] = {
             "input_bucket": bucket,
             "input_key": source or key,
             "input_etag": etag,
-            "predictions_key": predictions_key,
+            "predictions_key": keys.predictions,
             "model": scorer.name,
             "model_version": scorer.version,
             "started_at": started,
         }
         try:
             fmt, gzipped = detect_format(key)
-            counts, timings, outputs = self._run(stream, fmt, gzipped, sink, scorer, key)
+            tally, timings, outputs = self._run(stream, fmt, gzipped, sink, scorer, keys, progress)
         except (PermanentBatchError, SchemaMismatchError) as exc:
             logger.warning("cannot score %s: %s", key, exc)
             return BatchManifest(
@@ -272,10 +169,10 @@ class BatchJob:
             )
         return BatchManifest(
             status="succeeded",
-            quarantine_key=quarantine_key if outputs.quarantined_any else None,
+            quarantine_key=keys.quarantine if outputs.quarantined_any else None,
             finished_at=datetime.now(UTC),
-            timings=timings,
-            **counts,
+            timings=asdict(timings),
+            **asdict(tally),
             **base,
         )
 
@@ -286,52 +183,43 @@ class BatchJob:
         gzipped: bool,
         sink: Sink,
         scorer: Scorer,
-        key: str,
-    ) -> tuple[dict[str, Any], dict[str, float], _Outputs]:
-        predictions_key, quarantine_key, _ = output_keys(self.config, key)
+        keys: OutputKeys,
+        progress: ProgressCallback | None,
+    ) -> tuple[Tally, Timings, _Outputs]:
         out_fmt: Format = "jsonl" if fmt == "jsonl" else "csv"
         content = "application/x-ndjson" if out_fmt == "jsonl" else "text/csv"
-        timings = {"read": 0.0, "validate": 0.0, "score": 0.0, "write": 0.0}
-        counts: dict[str, Any] = {
-            "rows_read": 0,
-            "rows_scored": 0,
-            "rows_quarantined": 0,
-            "blank_lines_skipped": 0,
-            "chunks": 0,
-            "flagged": {},
-            "notes": [],
-        }
+        timings, tally = Timings(), Tally()
         schema = scorer.schema
-        with self._writers(sink, predictions_key, quarantine_key, content, out_fmt) as outputs:
+        with self._writers(sink, keys, content, out_fmt) as outputs:
             columns, chunks = read_chunks(
                 stream, fmt, gzipped=gzipped, chunk_rows=self.config.batch.chunk_rows
             )
             if fmt != "jsonl":
                 schema.check_columns(columns)
                 if schema.id_column and schema.id_column not in columns:
-                    counts["notes"].append(f"no id column {schema.id_column!r} in the file")
-            for chunk in _timed(chunks, timings, "read"):
-                counts["chunks"] += 1
-                counts["rows_read"] += chunk.rows
-                counts["blank_lines_skipped"] += chunk.blank_lines
-                self._score_chunk(chunk, scorer, outputs, counts, timings, fmt)
-                if self._progress is not None:
-                    self._progress(chunk.rows)
+                    tally.notes.append(f"no id column {schema.id_column!r} in the file")
+            for chunk in _timed(chunks, timings):
+                tally.chunks += 1
+                tally.rows_read += chunk.rows
+                tally.blank_lines_skipped += chunk.blank_lines
+                self._score_chunk(chunk, scorer, outputs, tally, timings, fmt)
+                if progress is not None:
+                    progress(chunk.rows)
             if outputs.predictions_header and out_fmt == "csv":
                 # No row scored: still a well-formed CSV, with its header.
                 columns = list(scorer.score(pd.DataFrame(columns=schema.names)).to_frame().columns)
                 if schema.id_column:
                     columns.insert(0, schema.id_column)
                 outputs.predictions.write((",".join([*columns, "model_version"]) + "\n").encode())
-        return counts, timings, outputs
+        return tally, timings, outputs
 
     @contextmanager
     def _writers(
-        self, sink: Sink, predictions_key: str, quarantine_key: str, content: str, fmt: Format
+        self, sink: Sink, keys: OutputKeys, content: str, fmt: Format
     ) -> Iterator[_Outputs]:
         outputs = _Outputs(
-            predictions=sink.open(predictions_key, content),
-            quarantine=sink.open(quarantine_key, content),
+            predictions=sink.open(keys.predictions, content),
+            quarantine=sink.open(keys.quarantine, content),
             fmt=fmt,
         )
         try:
@@ -351,8 +239,8 @@ class BatchJob:
         chunk: RawChunk,
         scorer: Scorer,
         outputs: _Outputs,
-        counts: dict[str, Any],
-        timings: dict[str, float],
+        tally: Tally,
+        timings: Timings,
         fmt: Format,
     ) -> None:
         schema = scorer.schema
@@ -372,10 +260,10 @@ class BatchJob:
                 frame = chunk.frame
             validation = schema.validate_frame(frame)
             for feature, count in validation.flag_counts.items():
-                counts["flagged"][feature] = counts["flagged"].get(feature, 0) + count
+                tally.flagged[feature] = tally.flagged.get(feature, 0) + count
             for position, reason in validation.rejected.items():
                 rejected_rows.append((chunk.lines[position], chunk.raw(position), reason))
-            timings["validate"] += time.perf_counter() - clock
+            timings.validate += time.perf_counter() - clock
             clock = time.perf_counter()
             valid_index = validation.valid.index
             if len(valid_index):
@@ -383,7 +271,7 @@ class BatchJob:
                 if schema.id_column and schema.id_column in frame.columns:
                     scored.insert(0, schema.id_column, frame[schema.id_column].loc[valid_index])
                 scored["model_version"] = scorer.version
-            timings["score"] += time.perf_counter() - clock
+            timings.score += time.perf_counter() - clock
         clock = time.perf_counter()
         if len(scored):
             outputs.predictions.write(_encode(scored, outputs.fmt, outputs.predictions_header))
@@ -394,9 +282,9 @@ class BatchJob:
             outputs.quarantine.write(_encode(quarantine, outputs.fmt, outputs.quarantine_header))
             outputs.quarantine_header = False
             outputs.quarantined_any = True
-        timings["write"] += time.perf_counter() - clock
-        counts["rows_scored"] += len(scored)
-        counts["rows_quarantined"] += len(rejected_rows)
+        timings.write += time.perf_counter() - clock
+        tally.rows_scored += len(scored)
+        tally.rows_quarantined += len(rejected_rows)
 
 
 def _encode(frame: pd.DataFrame, fmt: Format, header: bool) -> bytes:
@@ -408,7 +296,8 @@ def _encode(frame: pd.DataFrame, fmt: Format, header: bool) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _timed(chunks: Iterator[RawChunk], timings: dict[str, float], name: str) -> Iterator[RawChunk]:
+def _timed(chunks: Iterator[RawChunk], timings: Timings) -> Iterator[RawChunk]:
+    """The chunks, with the time spent reading them added to ``timings.read``."""
     while True:
         clock = time.perf_counter()
         try:
@@ -416,5 +305,5 @@ def _timed(chunks: Iterator[RawChunk], timings: dict[str, float], name: str) -> 
         except StopIteration:
             return
         finally:
-            timings[name] += time.perf_counter() - clock
+            timings.read += time.perf_counter() - clock
         yield chunk

@@ -56,18 +56,17 @@ def score(state: CliState, source: str, output: Path) -> None:
                     task, rate=f"{progress.tasks[task].completed / elapsed:,.0f} rows/s"
                 )
 
-        service.job._progress = advance
         if source.startswith("s3://"):
             parsed = urlparse(source)
             manifest = service.job.score_s3_object(
-                service.s3, parsed.netloc, parsed.path.lstrip("/")
+                service.s3, parsed.netloc, parsed.path.lstrip("/"), progress=advance
             )
             where = f"s3://{parsed.netloc}/"
         else:
             path = Path(source)
             if not path.is_file():
                 raise click.BadParameter(f"{path}: no such file", param_hint="SOURCE")
-            manifest = service.job.score_file(path, output)
+            manifest = service.job.score_file(path, output, progress=advance)
             where = f"{output}/"
     if manifest.duplicate:
         console.print(f"already scored by version {manifest.model_version}: nothing to do")

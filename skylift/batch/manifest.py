@@ -1,0 +1,61 @@
+"""The batch manifest (what happened to one input object, written last as the commit marker)
+and where a job's outputs go for an input key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from skylift.config import SkyliftConfig
+
+__all__ = ["MANIFEST_SUFFIX", "BatchManifest", "OutputKeys", "output_keys"]
+
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+class BatchManifest(BaseModel):
+    """What happened to one input object; written last, as the commit marker."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    status: Literal["succeeded", "failed"]
+    reason: str | None = None
+    input_bucket: str
+    input_key: str
+    input_etag: str | None = None
+    predictions_key: str
+    quarantine_key: str | None = None
+    model: str
+    model_version: int | None = None
+    rows_read: int = 0
+    rows_scored: int = 0
+    rows_quarantined: int = 0
+    blank_lines_skipped: int = 0
+    chunks: int = 0
+    flagged: dict[str, int] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+    started_at: datetime
+    finished_at: datetime
+    timings: dict[str, float] = Field(default_factory=dict)
+    duplicate: bool = Field(default=False, exclude=True)  # set on the skip path, not stored
+
+
+class OutputKeys(NamedTuple):
+    predictions: str
+    quarantine: str
+    manifest: str
+
+
+def output_keys(config: SkyliftConfig, key: str) -> OutputKeys:
+    """(predictions, quarantine, manifest) keys for an input key under incoming/."""
+    storage = config.storage
+    relative = (
+        key[len(storage.incoming_prefix) :] if key.startswith(storage.incoming_prefix) else key
+    )
+    if relative.lower().endswith(".parquet"):
+        relative = relative[: -len(".parquet")] + ".csv"  # Parquet in, CSV out
+    predictions = f"{storage.predictions_prefix}{relative}"
+    return OutputKeys(
+        predictions, f"{storage.quarantine_prefix}{relative}", predictions + MANIFEST_SUFFIX
+    )
