@@ -121,3 +121,39 @@ def atomic_s3_puts() -> Iterator[None]:
     finally:
         for name, original in originals.items():
             setattr(S3Response, name, original)
+
+
+@pytest.fixture
+def isolated_logging():
+    """Undo what importing the handler does to logging.
+
+    Powertools' Logger(service="skylift") configures the stdlib logger "skylift" (the parent
+    of skylift.*): a JSON handler on the stream of this test and marker attributes it checks
+    when the next Logger is created. Later tests must get the logging they started with.
+    """
+    import logging
+
+    def skylift_loggers() -> dict[str, logging.Logger]:
+        manager = logging.root.manager
+        return {
+            name: found
+            for name, found in manager.loggerDict.items()
+            if name.split(".")[0] == "skylift" and isinstance(found, logging.Logger)
+        }
+
+    saved = {
+        name: (dict(found.__dict__), found.handlers[:], found.filters[:])
+        for name, found in skylift_loggers().items()
+    }
+    yield
+    for name, found in skylift_loggers().items():
+        if name in saved:
+            attributes, handlers, filters = saved[name]
+            found.__dict__.clear()
+            found.__dict__.update(attributes)
+            found.handlers, found.filters = handlers, filters
+        else:
+            for name_ in [a for a in found.__dict__ if a == "init" or a.startswith("powertools_")]:
+                found.__dict__.pop(name_)
+            found.handlers, found.filters, found.propagate = [], [], True
+        found.setLevel(found.level)  # clears logging's level cache

@@ -13,13 +13,7 @@ from moto import mock_aws
 
 from skylift.api_capture import FirehoseCapture, NullCapture
 from skylift.serving import ModelHolder, build_service, create_service
-from tests.unit.test_scoring_api import (  # noqa: F401 (isolated_logging is a fixture)
-    RECORD,
-    call,
-    emf_lines,
-    isolated_logging,
-    predict_event,
-)
+from tests.helpers import RECORD, call, emf_lines, predict_event
 
 STREAM = "skylift-churn-capture"
 

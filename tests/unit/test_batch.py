@@ -8,11 +8,11 @@ import json
 
 import pandas as pd
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from skylift.batch import BatchJob, output_keys
 from skylift.batch.readers import read_chunks
 from skylift.scoring import Scorer
+from tests.helpers import fail_first
 
 
 @pytest.fixture
@@ -278,44 +278,28 @@ def test_crash_mid_file_leaves_nothing_visible_and_retry_completes(
     assert len(read_text(s3, config, manifest.predictions_key).splitlines()) == 36
 
 
-def _fail_first(times: int, code: int = 503):
-    state = {"left": times}
+@pytest.mark.parametrize(("faults", "scored"), [(5, True), (6, False)])
+def test_transient_s3_faults_are_retried_by_skylifts_client(
+    s3, churn_config, job, clean_csv, faults, scored
+):
+    """The client the batch function builds (skylift.aws: standard mode, 5 retries, so 6
+    attempts) rides out 5 server errors; a 6th reaches the job, which leaves it to SQS.
+    (500s, not throttling: their backoff starts at 50 ms instead of 1 s.)"""
+    from botocore.exceptions import ClientError
 
-    def hook(request, **kwargs):
-        if state["left"] > 0:
-            state["left"] -= 1
-            return AWSResponse(
-                request.url,
-                code,
-                {},
-                _Raw(b"<Error><Code>SlowDown</Code><Message>slow down</Message></Error>"),
-            )
-        return None
+    from skylift import aws
 
-    return hook, state
-
-
-class _Raw:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **kwargs):
-        yield self._data
-
-    def read(self, *args):
-        data, self._data = self._data, b""
-        return data
-
-
-def test_transient_s3_faults_are_retried_by_botocore(s3, churn_config, job, clean_csv):
+    client = aws.client("s3")
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 6}
     key = put(s3, churn_config, "incoming/flaky.csv", clean_csv.encode())
-    hook, state = _fail_first(2)
-    s3.meta.events.register("before-send.s3.GetObject", hook)
-    try:
-        manifest = job.score_s3_object(s3, churn_config.storage.bucket, key)
-    finally:
-        s3.meta.events.unregister("before-send.s3.GetObject", hook)
-    assert state["left"] == 0 and manifest.rows_scored == 40
+    hook, state = fail_first(faults, code=500, error="InternalError")
+    client.meta.events.register("before-send.s3.GetObject", hook)
+    if scored:
+        manifest = job.score_s3_object(client, churn_config.storage.bucket, key)
+        assert state["left"] == 0 and manifest.rows_scored == 40
+    else:
+        with pytest.raises(ClientError, match="InternalError"):
+            job.score_s3_object(client, churn_config.storage.bucket, key)
 
 
 def test_byte_ranges_cover_every_line_once(clean_csv):

@@ -76,7 +76,7 @@ def test_plus_in_a_key_is_a_space_and_percent_2b_is_a_plus(
 def test_fault_outlasting_retries_reports_the_message_as_failed(
     batch_app, s3, churn_config, churn_frame
 ):
-    from tests.unit.test_batch import _fail_first
+    from tests.helpers import fail_first
 
     body = churn_frame.head(3).drop(columns=["churned"]).to_csv(index=False).encode()
     s3.put_object(Bucket=churn_config.storage.bucket, Key="incoming/down.csv", Body=body)
@@ -84,7 +84,7 @@ def test_fault_outlasting_retries_reports_the_message_as_failed(
     import boto3
     from botocore.config import Config
 
-    hook, _ = _fail_first(100, code=500)
+    hook, _ = fail_first(100, code=500)
     # Fewer retries than production's five keep the test fast; the behaviour is the same.
     client = boto3.client(
         "s3",

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-import uuid
-from pathlib import Path
 
 import boto3
 import pytest
@@ -16,31 +14,8 @@ from moto import mock_aws
 
 from skylift.local.functions import HandlerUnavailable, LocalFunction
 from skylift.local.provision import Clients, names_for, plan, provision
-from skylift.topology import FunctionSpec, describe
-
-
-def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str | None) -> str:
-    """A package ``<name>/app.py`` on sys.path; with ``body`` None, app.py is missing."""
-    name = f"fake_fn_{uuid.uuid4().hex[:8]}"
-    package = tmp_path / name
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    if body is not None:
-        (package / "app.py").write_text(textwrap.dedent(body))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return name
-
-
-def spec_for(package: str) -> FunctionSpec:
-    return FunctionSpec(
-        name="batch",
-        handler=f"{package}.app.handler",
-        description="fake",
-        memory_mb=256,
-        timeout_seconds=30,
-        environment={"SKYLIFT_CONFIG": "skylift.toml"},
-    )
-
+from skylift.topology import describe
+from tests.helpers import fake_package, spec_for
 
 HANDLER = """
     import os

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import boto3
 import pandas as pd
 import pytest
 
 from skylift.monitoring import live_metrics, load_labels, monitor, psi
 from skylift.scoring import Scorer
+from tests.helpers import capture
 
 UNSHIFTED = ["age", "internet_service", "payment_method", "region", "paperless_billing"]
 
@@ -19,31 +18,6 @@ def champion(registry, churn_bundle):
     registry.register(churn_bundle)
     registry.promote(1)
     return Scorer(registry.load_alias())
-
-
-def capture(s3, config, scorer, frame, key="capture/2026/11/24/10/part-0001"):
-    """Write API-capture lines as the score function's Firehose capture does."""
-    features = frame.drop(columns=["churned", "customer_id"])
-    scores = scorer.score_frame(scorer.schema.validate_frame(features).valid)
-    lines = []
-    for (_, row), (_, scored), cid in zip(
-        features.iterrows(), scores.iterrows(), frame["customer_id"], strict=True
-    ):
-        lines.append(
-            json.dumps(
-                {
-                    "captured_at": "2026-11-24T10:00:00Z",
-                    "model": "churn",
-                    "model_version": 1,
-                    "request_id": "r",
-                    "id": cid,
-                    "features": {k: (None if pd.isna(v) else v) for k, v in row.items()},
-                    "prediction": int(scored["prediction"]),
-                    "probabilities": {"0": scored["probability_0"], "1": scored["probability_1"]},
-                }
-            )
-        )
-    s3.put_object(Bucket=config.storage.bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
 
 
 def test_psi_is_zero_for_equal_and_large_for_disjoint():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from skylift.monitoring import monitor
 from skylift.report import render_report_file
 from skylift.scoring import Scorer
-from tests.unit.test_monitoring import capture
+from tests.helpers import capture
 
 
 def test_report_contains_every_chart(s3, churn_config, registry, churn_bundle, tmp_path):

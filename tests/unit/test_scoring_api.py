@@ -13,60 +13,20 @@ import pytest
 from skylift.serving import ModelHolder, build_service
 from skylift.topology import API_ROUTES
 from tests.conftest import EVENTS_DIR, load_event
+from tests.helpers import (
+    RECORD,
+    Clock,
+    FakeContext,
+    api_event,
+    assert_error_shape,
+    call,
+    emf_lines,
+    header,
+    predict_event,
+)
 
-RECORD = {
-    "customer_id": "C1",
-    "age": 41.0,
-    "tenure_months": 12,
-    "contract": "month-to-month",
-    "internet_service": "fiber",
-    "payment_method": "electronic-check",
-    "region": "north",
-    "paperless_billing": "yes",
-    "monthly_charges": 80.5,
-    "total_charges": 950.0,
-    "support_calls": 3,
-}
 MAX_RECORDS = 20
 MAX_BODY = 8192
-
-
-class FakeContext:
-    """The little of Lambda's context the handler may read."""
-
-    function_name = "skylift-score"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:skylift-score"
-    aws_request_id = "00000000-0000-0000-0000-000000000001"
-
-
-def api_event(
-    method: str = "POST",
-    path: str = "/predict",
-    body: str | None = None,
-    *,
-    content_type: str | None = "application/json",
-    base64_body: bool = False,
-) -> dict[str, Any]:
-    """A REST proxy event like events/api_predict.json with another method, path or body."""
-    event = load_event("api_predict.json")
-    event["httpMethod"] = method
-    event["path"] = path
-    event["requestContext"]["httpMethod"] = method
-    headers = {k: v for k, v in event["headers"].items() if k.lower() != "content-type"}
-    if content_type is not None:
-        headers["Content-Type"] = content_type
-    event["headers"] = headers
-    event["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
-    if base64_body and body is not None:
-        body = base64.b64encode(body.encode()).decode()
-    event["body"] = body
-    event["isBase64Encoded"] = base64_body
-    return event
-
-
-def predict_event(payload: Any) -> dict[str, Any]:
-    return api_event(body=json.dumps(payload))
 
 
 @pytest.fixture
@@ -80,14 +40,6 @@ def api_config(churn_config):
         }
     )
     return churn_config.model_copy(update={"api": api})
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -106,37 +58,6 @@ def champion(registry, churn_bundle):
 def service(api_config, registry, champion, clock):
     holder = ModelHolder(registry, api_config.api.model_refresh_seconds, clock=clock)
     return build_service(api_config, holder, namespace="Skylift", service_name="skylift")
-
-
-def call(service, event: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, Any]]:
-    reply = service.handle(event, FakeContext())
-    return reply["statusCode"], json.loads(reply["body"]), reply
-
-
-def header(reply: dict[str, Any], name: str) -> str | None:
-    """A reply header (REST proxy replies carry them as multiValueHeaders)."""
-    for key, values in (reply.get("multiValueHeaders") or {}).items():
-        if key.lower() == name.lower():
-            return str(values[-1])
-    for key, value in (reply.get("headers") or {}).items():
-        if key.lower() == name.lower():
-            return str(value)
-    return None
-
-
-def emf_lines(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in text.splitlines() if line.startswith('{"_aws"')]
-
-
-def assert_error_shape(body: dict[str, Any]) -> None:
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert isinstance(error["code"], str) and error["code"]
-    assert isinstance(error["message"], str) and error["message"]
-    for detail in error["details"]:
-        assert set(detail) == {"record", "field", "problem"}
-        assert detail["record"] is None or isinstance(detail["record"], int)
 
 
 # ---- happy paths ------------------------------------------------------------------------------
@@ -561,42 +482,6 @@ EVENT_STATUS = {
 
 def test_every_api_sample_event_is_listed():
     assert {p.name for p in Path(EVENTS_DIR).glob("api_*.json")} == set(EVENT_STATUS)
-
-
-@pytest.fixture
-def isolated_logging():
-    """Undo what importing the handler does to logging.
-
-    Powertools' Logger(service="skylift") configures the stdlib logger "skylift" (the parent
-    of skylift.*): a JSON handler on the stream of this test and marker attributes it checks
-    when the next Logger is created. Later tests must get the logging they started with.
-    """
-    import logging
-
-    def skylift_loggers() -> dict[str, logging.Logger]:
-        manager = logging.root.manager
-        return {
-            name: found
-            for name, found in manager.loggerDict.items()
-            if name.split(".")[0] == "skylift" and isinstance(found, logging.Logger)
-        }
-
-    saved = {
-        name: (dict(found.__dict__), found.handlers[:], found.filters[:])
-        for name, found in skylift_loggers().items()
-    }
-    yield
-    for name, found in skylift_loggers().items():
-        if name in saved:
-            attributes, handlers, filters = saved[name]
-            found.__dict__.clear()
-            found.__dict__.update(attributes)
-            found.handlers, found.filters = handlers, filters
-        else:
-            for name_ in [a for a in found.__dict__ if a == "init" or a.startswith("powertools_")]:
-                found.__dict__.pop(name_)
-            found.handlers, found.filters, found.propagate = [], [], True
-        found.setLevel(found.level)  # clears logging's level cache
 
 
 @pytest.fixture

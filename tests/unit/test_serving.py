@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skylift.serving import ModelHolder, build_service
-from tests.unit.test_scoring_api import (
+from tests.helpers import (
     RECORD,
     Clock,
     api_event,

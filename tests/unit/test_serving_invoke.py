@@ -10,7 +10,6 @@ from click.testing import CliRunner
 
 from skylift.cli import cli
 from tests.conftest import EVENTS_DIR, EXAMPLE_DIR
-from tests.unit.test_scoring_api import isolated_logging  # noqa: F401 (a fixture)
 
 # Importing the handler configures Powertools' Logger; every test here gets logging restored.
 pytestmark = pytest.mark.usefixtures("isolated_logging")

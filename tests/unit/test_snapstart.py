@@ -18,8 +18,7 @@ from skylift.snapstart import (
     SNAPSTART_INIT,
     register_snapstart_hooks,
 )
-from tests.unit.test_local_functions import fake_package, spec_for
-from tests.unit.test_scoring_api import Clock
+from tests.helpers import Clock, fake_package, spec_for
 
 
 def with_settings(config: SkyliftConfig, api: dict | None = None, deploy: dict | None = None):

@@ -1,0 +1,198 @@
+"""Helpers shared by test modules (fixtures live in conftest.py): sample records and API
+events, a fake Lambda context and clock, reply readers, API-capture lines, fake handler
+packages, and S3 faults injected through botocore's event hooks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from skylift.topology import FunctionSpec
+from tests.conftest import load_event
+
+# ---- the scoring API ----------------------------------------------------------------------------
+
+RECORD = {
+    "customer_id": "C1",
+    "age": 41.0,
+    "tenure_months": 12,
+    "contract": "month-to-month",
+    "internet_service": "fiber",
+    "payment_method": "electronic-check",
+    "region": "north",
+    "paperless_billing": "yes",
+    "monthly_charges": 80.5,
+    "total_charges": 950.0,
+    "support_calls": 3,
+}
+
+
+class FakeContext:
+    """The little of Lambda's context the handler may read."""
+
+    function_name = "skylift-score"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:skylift-score"
+    aws_request_id = "00000000-0000-0000-0000-000000000001"
+
+
+def api_event(
+    method: str = "POST",
+    path: str = "/predict",
+    body: str | None = None,
+    *,
+    content_type: str | None = "application/json",
+    base64_body: bool = False,
+) -> dict[str, Any]:
+    """A REST proxy event like events/api_predict.json with another method, path or body."""
+    event = load_event("api_predict.json")
+    event["httpMethod"] = method
+    event["path"] = path
+    event["requestContext"]["httpMethod"] = method
+    headers = {k: v for k, v in event["headers"].items() if k.lower() != "content-type"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    event["headers"] = headers
+    event["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
+    if base64_body and body is not None:
+        body = base64.b64encode(body.encode()).decode()
+    event["body"] = body
+    event["isBase64Encoded"] = base64_body
+    return event
+
+
+def predict_event(payload: Any) -> dict[str, Any]:
+    return api_event(body=json.dumps(payload))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def call(service, event: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    reply = service.handle(event, FakeContext())
+    return reply["statusCode"], json.loads(reply["body"]), reply
+
+
+def header(reply: dict[str, Any], name: str) -> str | None:
+    """A reply header (REST proxy replies carry them as multiValueHeaders)."""
+    for key, values in (reply.get("multiValueHeaders") or {}).items():
+        if key.lower() == name.lower():
+            return str(values[-1])
+    for key, value in (reply.get("headers") or {}).items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
+
+
+def emf_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith('{"_aws"')]
+
+
+def assert_error_shape(body: dict[str, Any]) -> None:
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert isinstance(error["code"], str) and error["code"]
+    assert isinstance(error["message"], str) and error["message"]
+    for detail in error["details"]:
+        assert set(detail) == {"record", "field", "problem"}
+        assert detail["record"] is None or isinstance(detail["record"], int)
+
+
+# ---- monitoring -------------------------------------------------------------------------------------
+
+
+def capture(s3, config, scorer, frame, key="capture/2026/11/24/10/part-0001"):
+    """Write API-capture lines as the score function's Firehose capture does."""
+    features = frame.drop(columns=["churned", "customer_id"])
+    scores = scorer.score_frame(scorer.schema.validate_frame(features).valid)
+    lines = []
+    for (_, row), (_, scored), cid in zip(
+        features.iterrows(), scores.iterrows(), frame["customer_id"], strict=True
+    ):
+        lines.append(
+            json.dumps(
+                {
+                    "captured_at": "2026-11-24T10:00:00Z",
+                    "model": "churn",
+                    "model_version": 1,
+                    "request_id": "r",
+                    "id": cid,
+                    "features": {k: (None if pd.isna(v) else v) for k, v in row.items()},
+                    "prediction": int(scored["prediction"]),
+                    "probabilities": {"0": scored["probability_0"], "1": scored["probability_1"]},
+                }
+            )
+        )
+    s3.put_object(Bucket=config.storage.bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
+
+
+# ---- the local stack's functions -----------------------------------------------------------------
+
+
+def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str | None) -> str:
+    """A package ``<name>/app.py`` on sys.path; with ``body`` None, app.py is missing."""
+    name = f"fake_fn_{uuid.uuid4().hex[:8]}"
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    if body is not None:
+        (package / "app.py").write_text(textwrap.dedent(body))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def spec_for(package: str) -> FunctionSpec:
+    return FunctionSpec(
+        name="batch",
+        handler=f"{package}.app.handler",
+        description="fake",
+        memory_mb=256,
+        timeout_seconds=30,
+        environment={"SKYLIFT_CONFIG": "skylift.toml"},
+    )
+
+
+# ---- S3 faults -------------------------------------------------------------------------------------
+
+
+def fail_first(times: int, code: int = 503, error: str = "SlowDown"):
+    state = {"left": times}
+
+    def hook(request, **kwargs):
+        if state["left"] > 0:
+            state["left"] -= 1
+            return AWSResponse(
+                request.url,
+                code,
+                {},
+                RawBody(f"<Error><Code>{error}</Code><Message>{error}</Message></Error>".encode()),
+            )
+        return None
+
+    return hook, state
+
+
+class RawBody:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **kwargs):
+        yield self._data
+
+    def read(self, *args):
+        data, self._data = self._data, b""
+        return data
