@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -14,12 +13,6 @@ import pytest
 import requests
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
-BATCH_MISSING = not (ROOT / "functions" / "batch" / "app.py").exists()
-needs_batch = pytest.mark.skipif(
-    BATCH_MISSING, reason="functions/batch/app.py is not written yet (batch handler, issue 5)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +102,9 @@ def test_bad_record_is_400_with_field_details(stack):
     response = call(stack, "POST", "/predict", json={"records": [{"tenure_months": "twelve"}]})
     assert response.status_code == 400, response.text
     error = response.json()["error"]
-    assert error["code"]
-    assert error["details"]
+    assert error["code"] == "validation_error"
+    assert {"record": 0, "field": "tenure_months"}.items() <= error["details"][0].items()
+    assert "record(s) do not fit the schema" in error["message"]
 
 
 def test_invalid_json_is_400_not_500(stack):
@@ -122,7 +116,9 @@ def test_invalid_json_is_400_not_500(stack):
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 400, response.text
-    assert "error" in response.json()
+    error = response.json()["error"]
+    assert error["code"] == "invalid_json"
+    assert error["message"].startswith("the body is not valid JSON")
 
 
 def test_unknown_path_is_the_functions_own_json_404(stack):
@@ -185,7 +181,6 @@ def manifest_key(config: Any, incoming_key: str) -> str:
     return f"{config.storage.predictions_prefix}{relative}.manifest.json"
 
 
-@needs_batch
 def test_csv_put_in_incoming_is_scored_via_sqs(stack, s3, churn_config):
     from churn_model.data import generate_churn
 
@@ -199,7 +194,6 @@ def test_csv_put_in_incoming_is_scored_via_sqs(stack, s3, churn_config):
     stack.wait_until_queue_empty(timeout=15)
 
 
-@needs_batch
 def test_malformed_batch_file_is_reported_not_retried_forever(stack, s3, churn_config):
     key = f"{churn_config.storage.incoming_prefix}e2e/garbage.csv"
     s3.put_object(
@@ -224,7 +218,6 @@ def test_malformed_batch_file_is_reported_not_retried_forever(stack, s3, churn_c
     assert reported, "the malformed file left no manifest or quarantine record"
 
 
-@needs_batch
 def test_duplicate_upload_is_not_rescored(stack, s3, churn_config):
     from churn_model.data import generate_churn
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from datetime import datetime
 from typing import Any
 
@@ -138,20 +137,34 @@ def test_a_hanging_capture_does_not_hold_the_request(aws, champion, churn_config
     assert service.capture.take_failures() == 0
 
 
-def test_sample_rate_decides_which_requests_are_captured(aws, champion, churn_config):
-    config = capture_config(churn_config, rate=0.25)
-    holder = ModelHolder(None, 60.0)
-    sink = FirehoseCapture(
-        STREAM,
-        0.25,
-        client_factory=lambda: boto3.client("firehose", region_name="us-east-1"),
-        rng=random.Random(7),
-    )
-    sampled = sum(sink.sampled() for _ in range(2000))
-    assert 400 < sampled < 600
+@pytest.mark.parametrize(("rate", "low", "high"), [(0.25, 80, 120), (1.0, 400, 400)])
+def test_sample_rate_decides_which_requests_are_captured(
+    aws, champion, churn_config, rate, low, high
+):
+    """Sampling is per request: a sampled request's records are all captured under its own
+    request id, an unsampled one's not at all; the share follows [api].capture_sample_rate."""
+    config = capture_config(churn_config, rate=rate)
+    service = create_service(config, s3_client=aws)
+    assert isinstance(service.capture, FirehoseCapture)
+    service.capture._rng.seed(7)  # a fixed draw: the bounds below hold for this seed
+    second = dict(RECORD, customer_id="C2")
+    for number in range(400):
+        event = predict_event({"records": [RECORD, second]})
+        event["requestContext"]["requestId"] = f"request-{number}"
+        status, _, _ = call(service, event)
+        assert status == 200
+    assert service.capture.flush(timeout=30)
+    by_request: dict[str, list[str]] = {}
+    for line in captured_lines(aws, config):
+        by_request.setdefault(line["request_id"], []).append(line["id"])
+    assert low <= len(by_request) <= high
+    assert all(ids == ["C1", "C2"] for ids in by_request.values())
+
+
+def test_no_stream_or_a_zero_rate_means_no_capture(aws, champion, churn_config):
     no_capture = capture_config(churn_config, rate=0.0)
     assert isinstance(create_service(no_capture, s3_client=aws).capture, NullCapture)
-    assert build_service(config, holder).capture.enabled is False  # none given: off
+    assert build_service(churn_config, ModelHolder(None, 60.0)).capture.enabled is False
 
 
 @pytest.mark.usefixtures("isolated_logging")

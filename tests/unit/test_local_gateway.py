@@ -225,8 +225,24 @@ def test_control_endpoint_needs_its_token():
 
 
 def test_lambda_context_has_what_handlers_read():
+    """What Powertools reads from Lambda's context (its logger's context model, the batch
+    processor's remaining time), each with Lambda's value, and a request id per invocation."""
+    import uuid
+
+    from aws_lambda_powertools.logging.lambda_context import build_lambda_context_model
+
     context = LambdaContext(function_name="score", memory_limit_in_mb=1024, timeout_seconds=15)
-    assert context.invoked_function_arn == ("arn:aws:lambda:us-east-1:123456789012:function:score")
-    assert context.aws_request_id
-    assert 0 < context.get_remaining_time_in_millis() <= 15_000
-    assert context.memory_limit_in_mb == 1024
+    model = build_lambda_context_model(context)
+    assert model.function_name == "score"
+    assert model.function_memory_size == 1024
+    assert model.function_arn == "arn:aws:lambda:us-east-1:123456789012:function:score"
+    assert str(uuid.UUID(model.function_request_id)) == model.function_request_id
+    assert context.log_group_name == "/aws/lambda/score"
+    assert context.aws_request_id.replace("-", "") in context.log_stream_name
+    next_invocation = LambdaContext(function_name="score", memory_limit_in_mb=1, timeout_seconds=1)
+    assert next_invocation.aws_request_id != context.aws_request_id
+    assert 14_000 < context.get_remaining_time_in_millis() <= 15_000
+    context._started -= 14.5  # 14.5 s into the invocation
+    assert 0 < context.get_remaining_time_in_millis() <= 500
+    context._started -= 1  # past the timeout: never negative
+    assert context.get_remaining_time_in_millis() == 0

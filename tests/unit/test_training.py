@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from skylift.training import (
@@ -36,8 +37,21 @@ def test_holdout_split_is_deterministic(churn_config, churn_frame):
 
 
 def test_candidate_metrics_are_computed_on_the_holdout(churn_config, churn_frame):
-    result = train_candidate(churn_config, churn_frame)
-    holdout = result.holdout
+    """The user's train() never sees the holdout rows, and the manifest's metrics are the
+    model's on exactly those rows (the configured fraction of the data)."""
+    seen: list[pd.DataFrame] = []
+
+    def train(frame: pd.DataFrame):
+        seen.append(frame)
+        return load_entry_point(churn_config)(frame)
+
+    result = train_candidate(churn_config, churn_frame, train_fn=train)
+    holdout, (trained_on,) = result.holdout, seen
+    ids = set(churn_frame["customer_id"])
+    assert set(holdout["customer_id"]).isdisjoint(trained_on["customer_id"])
+    assert set(holdout["customer_id"]) | set(trained_on["customer_id"]) == ids
+    expected_rows = round(len(churn_frame) * churn_config.model.holdout_fraction)
+    assert abs(len(holdout) - expected_rows) <= 1
     recomputed = evaluate(
         result.bundle.model,
         holdout[result.bundle.manifest.feature_schema.names],
@@ -45,6 +59,13 @@ def test_candidate_metrics_are_computed_on_the_holdout(churn_config, churn_frame
         "classification",
     )
     assert recomputed == result.bundle.manifest.metrics
+    on_training_rows = evaluate(
+        result.bundle.model,
+        trained_on[result.bundle.manifest.feature_schema.names],
+        trained_on["churned"],
+        "classification",
+    )
+    assert on_training_rows != recomputed  # so the check above tells the two apart
     assert 0.7 < recomputed["roc_auc"] < 0.95  # the generator's signal, learned
 
 
