@@ -95,6 +95,8 @@ class Topology:
     capture_stream: str
     capture_prefix: str
     capture_error_prefix: str
+    predictions_prefix: str
+    quarantine_prefix: str
     drift_event_source: str = DRIFT_SOURCE
     drift_event_detail_type: str = DRIFT_DETAIL_TYPE
     retrain_on_drift: bool = False
@@ -198,6 +200,8 @@ def describe(
         capture_stream=stream,
         capture_prefix=s.capture_prefix,
         capture_error_prefix=f"{s.reports_prefix}capture-errors/",
+        predictions_prefix=s.predictions_prefix,
+        quarantine_prefix=s.quarantine_prefix,
         retrain_on_drift=config.monitor.retrain_on_drift,
         tags={"skylift:model": name},
     )

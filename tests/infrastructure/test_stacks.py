@@ -295,3 +295,55 @@ def test_layer_over_the_limit_fails_with_a_clear_message(tmp_path, monkeypatch):
     with pytest.raises(build.LayerTooLargeError, match="250 MB unzipped limit"):
         build.build_layer(requirements=requirements, code_bytes=250 * 1024 * 1024)
     assert build.build_layer(requirements=requirements).cached
+
+
+def test_every_log_group_keeps_logs_as_long_as_configured(churn_config):
+    """The functions' and the API's access-log groups alike (the access logs kept 30 days)."""
+    from infrastructure.app import stack_name, synth_templates
+
+    deploy = churn_config.deploy.model_copy(update={"log_retention_days": 7})
+    config = churn_config.model_copy(update={"deploy": deploy})
+    template = synth_templates(config)[stack_name(config)]
+    groups = resources(template, "AWS::Logs::LogGroup").values()
+    assert len(groups) >= 5  # four functions + API access logs
+    assert {g["Properties"].get("RetentionInDays") for g in groups} == {7}
+
+
+def test_firehose_and_eventbridge_grants_follow_the_topology(churn_config, monkeypatch):
+    """Who may put to the capture stream and the event bus is the topology's call: a function
+    it marks gets the grant, one it does not mark gets none."""
+    from dataclasses import replace
+
+    import infrastructure.stack as stack_module
+    from infrastructure.app import stack_name, synth_templates
+    from skylift.topology import describe
+
+    def swapped(config):
+        topology = describe(config)
+        functions = dict(topology.functions)
+        functions["batch"] = replace(functions["batch"], events_put=True, firehose_put=True)
+        functions["score"] = replace(functions["score"], firehose_put=False)
+        return replace(topology, functions=functions)
+
+    monkeypatch.setattr(stack_module, "describe", swapped)
+    template = synth_templates(churn_config)[stack_name(churn_config)]
+    granted: dict[str, set[str]] = {}
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        actions = {
+            action
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+            for action in (
+                statement["Action"]
+                if isinstance(statement["Action"], list)
+                else [statement["Action"]]
+            )
+        }
+        for role in policy["Properties"]["Roles"]:
+            granted.setdefault(role["Ref"], set()).update(actions)
+    puts_events = {r for r, a in granted.items() if "events:PutEvents" in a}
+    puts_records = {r for r, a in granted.items() if "firehose:PutRecordBatch" in a}
+    assert {r.split("ServiceRole")[0] for r in puts_events} == {
+        "FunctionsBatch",
+        "FunctionsMonitor",
+    }
+    assert {r.split("ServiceRole")[0] for r in puts_records} == {"FunctionsBatch"}

@@ -1,0 +1,11 @@
+"""One construct per concern, composed into SkyliftStack by infrastructure/stack.py. (Named
+"components", not "constructs", so it never shadows the constructs library it builds on.)"""
+
+from infrastructure.components.batch_trigger import BatchTrigger
+from infrastructure.components.functions import Functions
+from infrastructure.components.observability import Observability
+from infrastructure.components.scheduling import Scheduling
+from infrastructure.components.serving import Serving
+from infrastructure.components.storage import Storage
+
+__all__ = ["BatchTrigger", "Functions", "Observability", "Scheduling", "Serving", "Storage"]

@@ -1,0 +1,133 @@
+"""The four Lambda functions (and the layer), each with only the S3 prefixes it uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infrastructure.components.retention import log_retention
+from skylift.config import SkyliftConfig
+from skylift.topology import FunctionSpec, Topology
+
+RUNTIMES = {
+    "3.11": lambda_.Runtime.PYTHON_3_11,
+    "3.12": lambda_.Runtime.PYTHON_3_12,
+    "3.13": lambda_.Runtime.PYTHON_3_13,
+}
+
+
+class Functions(Construct):
+    """One Lambda function per FunctionSpec, each with only the S3 prefixes it needs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: SkyliftConfig,
+        topology: Topology,
+        bucket: s3.IBucket,
+        code_dir: Path,
+        layer_dir: Path | None,
+    ) -> None:
+        super().__init__(scope, id)
+        self.functions: dict[str, lambda_.Function] = {}
+        deploy = config.deploy
+        architecture = (
+            lambda_.Architecture.ARM_64
+            if deploy.architecture == "arm64"
+            else lambda_.Architecture.X86_64
+        )
+        layer = None
+        if deploy.packaging == "layer":
+            assert layer_dir is not None
+            layer = lambda_.LayerVersion(
+                self,
+                "Runtime",
+                code=lambda_.Code.from_asset(str(layer_dir)),
+                compatible_runtimes=[RUNTIMES[deploy.python_version]],
+                compatible_architectures=[architecture],
+                description="skylift runtime: scikit-learn, pandas, numpy, scipy, powertools",
+            )
+        for name, spec in topology.functions.items():
+            environment = {**spec.environment, "SKYLIFT_STORAGE__BUCKET": bucket.bucket_name}
+            log_group = logs.LogGroup(
+                self,
+                f"{name.title()}Logs",
+                retention=log_retention(deploy.log_retention_days),
+                removal_policy=cdk.RemovalPolicy.DESTROY,
+            )
+            common: dict[str, Any] = {
+                "description": spec.description,
+                "memory_size": spec.memory_mb,
+                "timeout": cdk.Duration.seconds(spec.timeout_seconds),
+                "architecture": architecture,
+                "environment": environment,
+                "tracing": lambda_.Tracing.ACTIVE,
+                "log_group": log_group,
+                "reserved_concurrent_executions": spec.reserved_concurrency,
+            }
+            if deploy.packaging == "image":
+                function: lambda_.Function = lambda_.DockerImageFunction(
+                    self,
+                    name.title(),
+                    code=lambda_.DockerImageCode.from_image_asset(
+                        str(code_dir), cmd=[spec.handler]
+                    ),
+                    **common,
+                )
+            else:
+                function = lambda_.Function(
+                    self,
+                    name.title(),
+                    runtime=RUNTIMES[deploy.python_version],
+                    handler=spec.handler,
+                    code=lambda_.Code.from_asset(str(code_dir)),
+                    layers=[layer] if layer else [],
+                    snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
+                    if spec.snap_start
+                    else None,
+                    **common,
+                )
+            if spec.snap_start:
+                # The Serving construct publishes function.current_version and invokes it
+                # through the "live" alias; CDK warns before it can see that.
+                cdk.Annotations.of(function).acknowledge_warning(
+                    "@aws-cdk/aws-lambda:snapStartRequirePublish",
+                    "each deploy publishes a version, invoked through the live alias",
+                )
+            _grant_prefixes(function, bucket, spec)
+            self.functions[name] = function
+
+
+def _grant_prefixes(function: lambda_.Function, bucket: s3.IBucket, spec: FunctionSpec) -> None:
+    """Least privilege: object actions on the prefixes the function uses, and nothing else."""
+    if spec.s3_read:
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{p}*") for p in spec.s3_read],
+            )
+        )
+    if spec.s3_write:
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+                resources=[bucket.arn_for_objects(f"{p}*") for p in spec.s3_write],
+            )
+        )
+    if spec.s3_list:
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in spec.s3_list]}},
+            )
+        )

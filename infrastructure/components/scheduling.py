@@ -1,0 +1,99 @@
+"""The retrain and monitor schedules, the capture delivery stream, the drift -> retrain rule."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesisfirehose as firehose
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from skylift.topology import Topology
+
+
+class Scheduling(Construct):
+    """Retrain and monitor schedules, the capture delivery stream, the drift -> retrain rule."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        topology: Topology,
+        bucket: s3.Bucket,
+        functions: dict[str, lambda_.Function],
+    ) -> None:
+        super().__init__(scope, id)
+        self.rules: dict[str, events.Rule] = {}
+        for schedule in topology.schedules:
+            self.rules[schedule.name] = events.Rule(
+                self,
+                f"{schedule.name.title()}Schedule",
+                schedule=events.Schedule.expression(schedule.expression),
+                enabled=schedule.enabled,
+                targets=[targets.LambdaFunction(functions[schedule.function])],
+            )
+        self.drift_rule = events.Rule(
+            self,
+            "DriftRetrain",
+            event_pattern=events.EventPattern(
+                source=[topology.drift_event_source], detail_type=[topology.drift_event_detail_type]
+            ),
+            enabled=topology.retrain_on_drift,
+            targets=[targets.LambdaFunction(functions["retrain"])],
+        )
+        role = iam.Role(
+            self, "CaptureRole", assumed_by=iam.ServicePrincipal("firehose.amazonaws.com")
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "s3:PutObject",
+                    "s3:AbortMultipartUpload",
+                    "s3:GetBucketLocation",
+                    "s3:ListBucketMultipartUploads",
+                ],
+                resources=[
+                    bucket.bucket_arn,
+                    bucket.arn_for_objects(f"{topology.capture_prefix}*"),
+                    bucket.arn_for_objects(f"{topology.capture_error_prefix}*"),
+                ],
+            )
+        )
+        self.stream = firehose.CfnDeliveryStream(
+            self,
+            "Capture",
+            delivery_stream_name=topology.capture_stream,
+            delivery_stream_type="DirectPut",
+            delivery_stream_encryption_configuration_input=firehose.CfnDeliveryStream.DeliveryStreamEncryptionConfigurationInputProperty(
+                key_type="AWS_OWNED_CMK"
+            ),
+            extended_s3_destination_configuration=firehose.CfnDeliveryStream.ExtendedS3DestinationConfigurationProperty(
+                bucket_arn=bucket.bucket_arn,
+                role_arn=role.role_arn,
+                prefix=topology.capture_prefix,
+                error_output_prefix=topology.capture_error_prefix,
+                buffering_hints=firehose.CfnDeliveryStream.BufferingHintsProperty(
+                    interval_in_seconds=300, size_in_m_bs=5
+                ),
+                compression_format="UNCOMPRESSED",
+            ),
+        )
+        default_bus = cdk.Stack.of(self).format_arn(
+            service="events", resource="event-bus", resource_name="default"
+        )
+        for name, spec in topology.functions.items():
+            if spec.firehose_put:
+                functions[name].add_to_role_policy(
+                    iam.PolicyStatement(
+                        actions=["firehose:PutRecordBatch", "firehose:PutRecord"],
+                        resources=[self.stream.attr_arn],
+                    )
+                )
+            if spec.events_put:
+                functions[name].add_to_role_policy(
+                    iam.PolicyStatement(actions=["events:PutEvents"], resources=[default_bus])
+                )

@@ -1,0 +1,101 @@
+"""The score function behind a regional REST API: API keys and a usage plan, or IAM."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infrastructure.components.retention import log_retention
+from skylift.config import SkyliftConfig
+from skylift.topology import Topology
+
+
+class Serving(Construct):
+    """The score function behind an HTTPS REST API with API keys + usage plan (or IAM)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: SkyliftConfig,
+        topology: Topology,
+        function: lambda_.Function,
+    ) -> None:
+        super().__init__(scope, id)
+        access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=log_retention(config.deploy.log_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        target: lambda_.IFunction = function
+        # SnapStart and provisioned concurrency apply to published versions only: API Gateway
+        # invokes the alias of the version each deploy publishes, never $LATEST.
+        if config.api.provisioned_concurrency or config.score_snap_start:
+            target = lambda_.Alias(
+                self,
+                "Live",
+                alias_name="live",
+                version=function.current_version,
+                provisioned_concurrent_executions=config.api.provisioned_concurrency,
+            )
+        iam_auth = config.api.auth == "iam"
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            rest_api_name=f"skylift-{topology.model_name}",
+            description=f"Scoring API for model {topology.model_name}",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            deploy_options=apigw.StageOptions(
+                stage_name="prod",
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                tracing_enabled=True,
+                throttling_rate_limit=config.api.throttle_rate,
+                throttling_burst_limit=config.api.throttle_burst,
+            ),
+            default_method_options=apigw.MethodOptions(
+                authorization_type=apigw.AuthorizationType.IAM
+                if iam_auth
+                else apigw.AuthorizationType.NONE,
+                api_key_required=not iam_auth,
+            ),
+        )
+        integration = apigw.LambdaIntegration(target)
+        for route in topology.routes:
+            resource = self.api.root.resource_for_path(route.path)
+            resource.add_method(route.method, integration)
+        # Anything else reaches the function too, so unknown paths get its JSON 404.
+        self.api.root.add_resource("{proxy+}").add_method("ANY", integration)
+        if not iam_auth:
+            plan = self.api.add_usage_plan(
+                "UsagePlan",
+                name=f"skylift-{topology.model_name}",
+                throttle=apigw.ThrottleSettings(
+                    rate_limit=config.api.throttle_rate, burst_limit=config.api.throttle_burst
+                ),
+                quota=(
+                    apigw.QuotaSettings(limit=config.api.quota_per_day, period=apigw.Period.DAY)
+                    if config.api.quota_per_day
+                    else None
+                ),
+            )
+            key = self.api.add_api_key("ApiKey", api_key_name=f"skylift-{topology.model_name}")
+            plan.add_api_key(key)
+            plan.add_api_stage(stage=self.api.deployment_stage)
