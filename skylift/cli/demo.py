@@ -43,6 +43,7 @@ def demo(example_dir: Path, rows: int, batch_rows: int, workdir: Path) -> None:
     config = load_config(example_dir / "skylift.toml")
     if str(config.source_path) not in sys.path:
         sys.path.insert(0, str(config.source_path))  # the example's churn_model package
+    from churn_model.data import generate_churn  # the example project's sample data
     workdir.mkdir(parents=True, exist_ok=True)
     console.print("starting the local stack (moto on 127.0.0.1, API gateway, SQS poller) ...")
     # The stack stops (threads joined, ports closed) when the block ends, on an error or Ctrl-C.
@@ -53,6 +54,7 @@ def demo(example_dir: Path, rows: int, batch_rows: int, workdir: Path) -> None:
             stack=stack,
             s3=stack.client("s3"),
             workdir=workdir.resolve(),
+            generate=generate_churn,
             rows=rows,
             batch_rows=batch_rows,
             progress=lambda text: console.print(text, highlight=False, markup=False),

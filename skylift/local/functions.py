@@ -48,7 +48,9 @@ class LocalFunction:
         region: str = "us-east-1",
     ) -> None:
         self.spec = spec
-        self.environment = dict(environment)
+        # Lambda tells the init what it is; the score function's SnapStart hooks register on it.
+        init_type = SNAPSTART_INIT if spec.snap_start else ON_DEMAND_INIT
+        self.environment = {**environment, INIT_TYPE_ENV: init_type}
         self.region = region
         self._handler: Any = None
         self._module_name, _, self._attribute = spec.handler.rpartition(".")
@@ -70,8 +72,6 @@ class LocalFunction:
             if self._handler is not None:
                 return self._handler
             os.environ.update(self.environment)
-            # Lambda tells the init what it is; the score function's hooks register on it.
-            os.environ[INIT_TYPE_ENV] = SNAPSTART_INIT if self.spec.snap_start else ON_DEMAND_INIT
             hooks_before_init = hook_counts()
             try:
                 module = importlib.import_module(self._module_name)

@@ -45,12 +45,20 @@ class StepResult:
     outcome: str
 
 
+class DataGenerator(Protocol):
+    """The project's sample data: ``rows`` rows with the target column, reproducible by
+    ``seed``; ``shift`` moves the feature distributions (for the drift and retrain steps)."""
+
+    def __call__(self, rows: int, *, seed: int, shift: float = 0.0) -> pd.DataFrame: ...
+
+
 @dataclass
 class Tour:
     config: SkyliftConfig
     stack: StackHandle
     s3: Any
     workdir: Path
+    generate: DataGenerator
     rows: int = 5000
     batch_rows: int = 20_000
     progress: Callable[[str], None] = print
@@ -84,13 +92,11 @@ class Tour:
     # ---- steps ---------------------------------------------------------------------------------
 
     def train_and_promote(self) -> str:
-        from churn_model.data import generate_churn  # the example project's generator
-
         from skylift.registry import ModelRegistry
         from skylift.training import train_and_register
 
-        frame = generate_churn(self.rows, seed=0)
-        key = f"{self.config.storage.training_prefix}churn.csv"
+        frame = self.generate(self.rows, seed=0)
+        key = f"{self.config.storage.training_prefix}{self.config.model.name}.csv"
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=frame.to_csv(index=False).encode())
         registry = ModelRegistry.from_config(self.config, s3_client=self.s3)
         result = train_and_register(
@@ -119,9 +125,7 @@ class Tour:
         )
 
     def score_over_http(self) -> str:
-        from churn_model.data import generate_churn
-
-        frame = generate_churn(5, seed=7).drop(columns=["churned"])
+        frame = self.generate(5, seed=7).drop(columns=[self.config.model.target])
         records = json.loads(frame.to_json(orient="records"))
         response = self._post("/predict", {"records": records})
         if response.status_code != 200:
@@ -145,11 +149,10 @@ class Tour:
         return f"HTTP 400 {error['code']}: {len(error.get('details', []))} field problems named"
 
     def batch_score(self) -> str:
-        from churn_model.data import generate_churn
-
-        frame = generate_churn(self.batch_rows, seed=11)
-        self.facts["batch_labels"] = frame[["customer_id", "churned"]]
-        text = frame.drop(columns=["churned"]).to_csv(index=False)
+        frame = self.generate(self.batch_rows, seed=11)
+        target, id_column = self.config.model.target, self.config.model.id_column
+        self.facts["batch_labels"] = frame[[id_column, target]]
+        text = frame.drop(columns=[target]).to_csv(index=False)
         lines = text.splitlines()
         # A few rows as real exports have them: a word where a number belongs, a missing value.
         header = lines[0].split(",")
@@ -211,10 +214,8 @@ class Tour:
         return f"wrote {path} ({path.stat().st_size // 1024} KiB)"
 
     def retrain_shifted(self) -> str:
-        from churn_model.data import generate_churn
-
-        shifted = generate_churn(self.rows, seed=5, shift=0.6)
-        key = f"{self.config.storage.training_prefix}churn.csv"
+        shifted = self.generate(self.rows, seed=5, shift=0.6)
+        key = f"{self.config.storage.training_prefix}{self.config.model.name}.csv"
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=shifted.to_csv(index=False).encode())
         self.stack.trigger("retrain")
         report = latest_retrain_report(self.config, self.s3)
