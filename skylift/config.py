@@ -9,18 +9,13 @@ delivery stream). A wrong or missing field raises :class:`ConfigError` naming fi
 from __future__ import annotations
 
 import os
-import re
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -30,6 +25,15 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from skylift.config_sections import (
+    ApiConfig,
+    BatchConfig,
+    DeployConfig,
+    ModelConfig,
+    MonitorConfig,
+    RetrainConfig,
+    StorageConfig,
+)
 from skylift.errors import SkyliftError
 
 __all__ = [
@@ -49,253 +53,9 @@ __all__ = [
 CONFIG_ENV_VAR = "SKYLIFT_CONFIG"
 DEFAULT_CONFIG_FILE = "skylift.toml"
 
-_ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-
 
 class ConfigError(SkyliftError, ValueError):
     """The config file (or an environment override) is missing, unreadable or invalid."""
-
-
-def _schedule_shape(value: str) -> str:
-    if not re.match(r"^(rate|cron)\(.+\)$", value):
-        raise ValueError(f"must be 'rate(...)' or 'cron(...)', got {value!r}")
-    return value
-
-
-# An EventBridge schedule expression, checked for its shape here, for its content by AWS.
-ScheduleExpression = Annotated[str, AfterValidator(_schedule_shape)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelConfig(_Section):
-    name: str = Field(description="Model name; the registry key under models/<name>/.")
-    task: Literal["classification", "regression"] = Field(
-        description="'classification' or 'regression'."
-    )
-    target: str = Field(description="Target column in the training data.")
-    id_column: str | None = Field(
-        default=None, description="Column that identifies a row; echoed in predictions."
-    )
-    entry_point: str = Field(
-        description="The user's training function, 'package.module:function', taking a "
-        "DataFrame and returning a fitted-ready scikit-learn estimator or Pipeline."
-    )
-    source_dir: str = Field(
-        default=".",
-        description="Directory (relative to the config file) put on sys.path to import "
-        "the entry point; shipped in the Lambda code asset.",
-    )
-    training_data: str | None = Field(
-        default=None,
-        description="Default training data for `skylift train`: a local path (relative to "
-        "the config file) or an s3:// URI.",
-    )
-    holdout_fraction: float = Field(
-        default=0.2, gt=0.0, lt=0.9, description="Share of rows held out to evaluate models."
-    )
-    seed: int = Field(default=42, description="Seed of the deterministic holdout split.")
-    allow_version_skew: bool = Field(
-        default=False,
-        description="Load bundles pickled by another scikit-learn version (logged; "
-        "scikit-learn only warns, and predictions may differ). Every function honours it.",
-    )
-
-    @field_validator("entry_point")
-    @classmethod
-    def _entry_point_shape(cls, value: str) -> str:
-        if not _ENTRY_POINT.match(value):
-            raise ValueError(f"must look like 'package.module:function', got {value!r}")
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _name_shape(cls, value: str) -> str:
-        if not _MODEL_NAME.match(value):
-            raise ValueError(
-                "must be 1-63 letters, digits, '-' or '_' and start with a letter or digit"
-            )
-        return value
-
-
-class StorageConfig(_Section):
-    bucket: str = Field(description="S3 bucket holding models and data (one bucket, prefixes).")
-    models_prefix: str = Field(
-        default="models/", description="Model registry: versions and aliases."
-    )
-    incoming_prefix: str = Field(
-        default="incoming/", description="Files put here are batch-scored (S3 -> SQS -> Lambda)."
-    )
-    predictions_prefix: str = Field(
-        default="predictions/", description="Batch outputs and their .manifest.json markers."
-    )
-    quarantine_prefix: str = Field(
-        default="quarantine/", description="Rejected batch rows, as they came, with reasons."
-    )
-    training_prefix: str = Field(
-        default="training/", description="Training data read by the scheduled retrain."
-    )
-    labels_prefix: str = Field(
-        default="labels/", description="Ground truth (id, label, time) for live accuracy."
-    )
-    capture_prefix: str = Field(
-        default="capture/", description="Sampled API inputs and outputs (via Firehose)."
-    )
-    reports_prefix: str = Field(
-        default="reports/", description="Retrain decisions and monitoring reports (JSON)."
-    )
-
-    @field_validator("bucket")
-    @classmethod
-    def _bucket_shape(cls, value: str) -> str:
-        if not _BUCKET.match(value):
-            raise ValueError(
-                f"{value!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, '.', '-')"
-            )
-        return value
-
-    @field_validator(
-        "models_prefix",
-        "incoming_prefix",
-        "predictions_prefix",
-        "quarantine_prefix",
-        "training_prefix",
-        "labels_prefix",
-        "capture_prefix",
-        "reports_prefix",
-    )
-    @classmethod
-    def _prefix_shape(cls, value: str) -> str:
-        if not value or value.startswith("/") or not value.endswith("/"):
-            raise ValueError(f"must be a non-empty key prefix ending in '/', got {value!r}")
-        return value
-
-
-class ApiConfig(_Section):
-    max_records: int = Field(default=1000, ge=1, description="Most records per request (413).")
-    max_body_bytes: int = Field(
-        default=1_000_000,
-        ge=1024,
-        le=10 * 1024 * 1024,
-        description="Largest request body in bytes (413); API Gateway's own cap is 10 MB.",
-    )
-    model_refresh_seconds: float = Field(
-        default=60.0, ge=0, description="How often the champion alias is re-checked."
-    )
-    capture_sample_rate: float = Field(
-        default=0.1, ge=0.0, le=1.0, description="Share of requests sent to Firehose capture."
-    )
-    capture_stream: str | None = Field(
-        default=None, description="Firehose delivery stream name (set by the stack)."
-    )
-    auth: Literal["api_key", "iam"] = Field(
-        default="api_key", description="API Gateway auth: API keys + usage plan, or IAM (SigV4)."
-    )
-    throttle_rate: float = Field(default=50.0, gt=0, description="Steady requests per second.")
-    throttle_burst: int = Field(default=100, ge=1, description="Burst requests (usage plan).")
-    quota_per_day: int | None = Field(
-        default=100_000,
-        ge=1,
-        description="Requests per API key per day (usage plan); none = no quota.",
-    )
-    memory_mb: int = Field(default=1024, ge=128, le=10240, description="Score function memory.")
-    timeout_seconds: int = Field(
-        default=15, ge=1, le=29, description="Score function timeout (API Gateway caps at 29 s)."
-    )
-    reserved_concurrency: int | None = Field(
-        default=None, ge=1, description="Reserved concurrency of the score function (a cap)."
-    )
-    provisioned_concurrency: int | None = Field(
-        default=None, ge=1, description="Provisioned (pre-warmed) instances: no cold starts."
-    )
-    snap_start: bool | None = Field(
-        default=None,
-        description="Lambda SnapStart for the score function (model loaded and warmed before "
-        "the snapshot); none = on where Lambda allows it: Python >= 3.12, layer packaging, no "
-        "provisioned concurrency.",
-    )
-
-
-class BatchConfig(_Section):
-    chunk_rows: int = Field(default=50_000, ge=1, description="Rows read/scored/written at once.")
-    memory_mb: int = Field(default=2048, ge=128, le=10240, description="Batch function memory.")
-    timeout_seconds: int = Field(
-        default=900, ge=10, le=900, description="Batch function timeout (one file per invocation)."
-    )
-    max_receive_count: int = Field(
-        default=3, ge=1, le=1000, description="Deliveries before a message goes to the DLQ."
-    )
-    sqs_batch_size: int = Field(
-        default=1, ge=1, le=10, description="S3 events per batch invocation (files per call)."
-    )
-
-
-class RetrainConfig(_Section):
-    schedule: ScheduleExpression = Field(
-        default="rate(1 day)", description="EventBridge schedule expression for retraining."
-    )
-    enabled: bool = Field(default=True, description="Schedule retraining at all.")
-    metric: str = Field(default="roc_auc", description="Metric the challenger must improve.")
-    min_improvement: float = Field(
-        default=0.005, ge=0.0, description="Least gain in `metric` (absolute) to promote."
-    )
-    floor: float = Field(
-        default=0.0, description="A first model is promoted only if its metric clears this."
-    )
-    guard_metrics: dict[str, float] = Field(
-        default_factory=dict,
-        description="Metric -> tolerance: how much worse each guard may get (absolute).",
-    )
-    memory_mb: int = Field(default=3008, ge=128, le=10240, description="Retrain function memory.")
-    timeout_seconds: int = Field(
-        default=900, ge=10, le=900, description="Retrain function timeout."
-    )
-
-
-class MonitorConfig(_Section):
-    schedule: ScheduleExpression = Field(
-        default="rate(1 hour)", description="EventBridge schedule expression for monitoring."
-    )
-    enabled: bool = Field(default=True, description="Schedule monitoring at all.")
-    window_hours: float = Field(
-        default=24.0, gt=0, description="How far back captured and batch inputs are compared."
-    )
-    psi_threshold: float = Field(
-        default=0.25, gt=0, description="PSI above which a feature counts as drifted."
-    )
-    publish_drift_event: bool = Field(
-        default=True, description="Publish an EventBridge event when drift passes the threshold."
-    )
-    retrain_on_drift: bool = Field(
-        default=False, description="Let the drift event trigger a retrain."
-    )
-    memory_mb: int = Field(default=1024, ge=128, le=10240, description="Monitor function memory.")
-    timeout_seconds: int = Field(
-        default=300, ge=10, le=900, description="Monitor function timeout."
-    )
-
-
-class DeployConfig(_Section):
-    stack_prefix: str = Field(default="Skylift", description="Prefix of the CDK stack names.")
-    python_version: Literal["3.11", "3.12", "3.13"] = Field(
-        default="3.12", description="Lambda Python runtime (and the layer's wheels)."
-    )
-    architecture: Literal["x86_64", "arm64"] = Field(
-        default="x86_64", description="Lambda architecture (and the layer's wheels)."
-    )
-    packaging: Literal["layer", "image"] = Field(
-        default="layer",
-        description="Dependencies in a Lambda layer (built without Docker), or a container "
-        "image for models that outgrow 250 MB.",
-    )
-    alarm_email: str | None = Field(
-        default=None, description="Subscribed to the alarm SNS topic when set."
-    )
-    log_retention_days: int = Field(default=30, ge=1, description="CloudWatch Logs retention.")
 
 
 def config_reference() -> str:

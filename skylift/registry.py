@@ -22,11 +22,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
 
 from skylift import aws
 from skylift.bundle import MANIFEST_FILE, MODEL_FILE, Manifest, ModelBundle
-from skylift.errors import SkyliftError
+from skylift.registry_types import (
+    AliasNotFoundError,
+    AliasRecord,
+    AliasState,
+    BucketNotFoundError,
+    ConcurrentUpdateError,
+    ModelNotFoundError,
+    RegistryError,
+    VersionNotFoundError,
+)
 
 __all__ = [
     "DEFAULT_ALIAS",
@@ -46,50 +54,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_ALIAS = "champion"
 HISTORY_LIMIT = 100
 _MAX_CLAIM_ATTEMPTS = 50
-
-
-class RegistryError(SkyliftError):
-    """Base class of registry errors."""
-
-
-class BucketNotFoundError(RegistryError):
-    pass
-
-
-class ModelNotFoundError(RegistryError):
-    pass
-
-
-class VersionNotFoundError(RegistryError):
-    pass
-
-
-class AliasNotFoundError(RegistryError):
-    pass
-
-
-class ConcurrentUpdateError(RegistryError):
-    """Somebody else changed the alias between our read and our conditional write."""
-
-
-class AliasRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    version: int
-    updated_at: datetime
-    reason: str = ""
-    actor: str = ""
-
-
-class AliasState(BaseModel):
-    """The alias object: where it points now and where it pointed before (newest first)."""
-
-    model_config = ConfigDict(extra="forbid")
-    alias: str
-    version: int
-    updated_at: datetime
-    reason: str = ""
-    actor: str = ""
-    history: list[AliasRecord] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)

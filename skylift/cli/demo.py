@@ -44,6 +44,7 @@ def demo(example_dir: Path, rows: int, batch_rows: int, workdir: Path) -> None:
     if str(config.source_path) not in sys.path:
         sys.path.insert(0, str(config.source_path))  # the example's churn_model package
     from churn_model.data import generate_churn  # the example project's sample data
+
     workdir.mkdir(parents=True, exist_ok=True)
     console.print("starting the local stack (moto on 127.0.0.1, API gateway, SQS poller) ...")
     # The stack stops (threads joined, ports closed) when the block ends, on an error or Ctrl-C.
