@@ -18,10 +18,14 @@ from skylift.config import load_config
 
 def main() -> None:
     config = load_config(ROOT / "examples" / "churn" / "skylift.toml")
-    layer = build_layer(config.deploy.python_version, config.deploy.architecture, with_zip=True)
     from infrastructure.packaging import stage_code_asset
 
-    code = directory_size(stage_code_asset(config))
+    code_dir = stage_code_asset(config)
+    deploy = config.deploy
+    layer = build_layer(
+        deploy.python_version, deploy.architecture, code_dir=code_dir, with_zip=True
+    )
+    code = directory_size(code_dir)
     env = {**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
     timings = []
     for _ in range(2):
@@ -36,15 +40,18 @@ def main() -> None:
         [
             "| figure | value | limit / target | ratio |",
             "|---|---:|---:|---:|",
-            f"| layer unzipped | {layer.unzipped_bytes / mb:.1f} MB | 200 MB target | {layer.unzipped_bytes / (200 * mb):.2f} |",
+            f"| layer unzipped | {layer.unzipped_bytes / mb:.1f} MB | | |",
             f"| layer + code unzipped | {(layer.unzipped_bytes + code) / mb:.1f} MB | 250 MB Lambda limit | {(layer.unzipped_bytes + code) / LAMBDA_UNZIPPED_LIMIT:.2f} |",
+            f"| .pyc in the layer | {(layer.bytecode.pyc_bytes if layer.bytecode else 0) / mb:.1f} MB | | |",
             f"| layer zipped | {(layer.zipped_bytes or 0) / mb:.1f} MB | | |",
             f"| code asset | {code / mb:.2f} MB | | |",
             f"| cdk synth, warm layer cache | {timings[1]:.1f} s | first run {timings[0]:.1f} s | {timings[1] / timings[0]:.2f} |",
             "",
             "Layer: scikit-learn, numpy, scipy, pandas, joblib, pydantic, pydantic-settings, "
             "aws-lambda-powertools, boto3 (botocore trimmed to the services called); "
-            "tests, __pycache__ and type stubs removed, shared objects stripped.",
+            "tests and type stubs removed; the packages' own extension modules stripped (never "
+            "the vendored *.libs).",
+            layer.bytecode.describe() if layer.bytecode else "no bytecode",
         ],
     )
 
