@@ -109,15 +109,25 @@ def _reject_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON allows a key twice and json.loads keeps the last: a client's bug passes unseen.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        keys = [key for key, _ in pairs]
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise json.JSONDecodeError(f"duplicate key {twice!r}", "", 0)
+    return obj
+
+
 def strict_json_loads(text: str | bytes) -> Any:
-    """json.loads that refuses the NaN/Infinity extensions.
+    """json.loads that refuses the NaN/Infinity extensions and keys given twice.
 
     Every way a body can fail to parse is a JSONDecodeError (a 400), including the two that
     json.loads reports otherwise: nesting deeper than the interpreter's recursion limit
     (RecursionError) and integers longer than Python's 4300-digit limit (ValueError).
     """
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError:
         raise
     except RecursionError:

@@ -1,5 +1,6 @@
-"""Transport-level checks on a proxy event, before anything parses its body: size limits and
-base64 that decodes to UTF-8 text."""
+"""Checks on what a client sent, before the model sees it: the body's size and encoding, the
+media type (case-insensitive, as RFC 9110 says), the envelope being one JSON object, and
+strings being Unicode text (JSON can escape lone surrogates, which no encoder accepts)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import base64
 import binascii
 from typing import Any
 
-from skylift.api_errors import ApiError, ErrorCode
+from skylift.api_errors import ApiError, Detail, ErrorCode, strict_json_loads
 
-__all__ = ["screen_body"]
+__all__ = ["non_unicode_values", "normalize_media_type", "parse_envelope", "screen_body"]
+
+_CONTENT_TYPE = "content-type"
 
 
 def screen_body(event: dict[str, Any], max_body_bytes: int) -> ApiError | None:
@@ -44,3 +47,62 @@ def _too_large(size: int, limit: int) -> ApiError:
         f"request body is {size} bytes, the limit is {limit} "
         "([api].max_body_bytes); split the records over several requests",
     )
+
+
+def normalize_media_type(event: dict[str, Any]) -> None:
+    """Lower-case the Content-Type's media type in place ("APPLICATION/JSON" is JSON too)."""
+    for headers in (event.get("headers"), event.get("multiValueHeaders")):
+        if not isinstance(headers, dict):
+            continue
+        for name, value in headers.items():
+            if name.lower() != _CONTENT_TYPE:
+                continue
+            if isinstance(value, str):
+                headers[name] = _lower_media_type(value)
+            elif isinstance(value, list):
+                headers[name] = [_lower_media_type(v) if isinstance(v, str) else v for v in value]
+
+
+def _lower_media_type(value: str) -> str:
+    media_type, separator, parameters = value.partition(";")
+    return media_type.strip().lower() + separator + parameters
+
+
+def parse_envelope(text: str | bytes) -> Any:
+    """The body as JSON (strictly), which must be one object: an array of envelopes would
+    otherwise be read as its first."""
+    value = strict_json_loads(text)
+    if not isinstance(value, dict):
+        kind = "an array" if isinstance(value, list) else f"a {type(value).__name__}"
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            f'the body must be one JSON object ({{"records": [...]}}), not {kind}',
+            [Detail(None, "body", "expected one JSON object")],
+        )
+    return value
+
+
+def non_unicode_values(records: list[Any]) -> list[Detail]:
+    """Record fields (names or values) that are not Unicode text: lone surrogates."""
+    problems = []
+    for number, record in enumerate(records):
+        if not isinstance(record, dict):
+            continue
+        for name, value in record.items():
+            for text in (name, value):
+                if isinstance(text, str) and not text.isascii() and not _is_unicode(text):
+                    problems.append(Detail(number, _printable(name), "not valid Unicode text"))
+                    break
+    return problems
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(name: str) -> str:
+    return name if _is_unicode(name) else name.encode("utf-8", "backslashreplace").decode()

@@ -24,7 +24,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from skylift import observability
 from skylift.api_capture import CaptureSink, NullCapture, capture_lines
-from skylift.api_errors import ApiError, Detail, ErrorCode, strict_json_loads
+from skylift.api_errors import ApiError, Detail, ErrorCode
 from skylift.model_holder import ModelHolder
 from skylift.observability import Metric
 from skylift.scoring import Scorer
@@ -35,7 +35,12 @@ from skylift.serving.error_mapping import (
     is_json_content_type,
     unsupported_media_type,
 )
-from skylift.serving.screening import screen_body
+from skylift.serving.screening import (
+    non_unicode_values,
+    normalize_media_type,
+    parse_envelope,
+    screen_body,
+)
 
 if TYPE_CHECKING:
     from skylift.config import ApiConfig
@@ -93,6 +98,7 @@ class ScoringService:
         started = time.perf_counter()
         self._request = _RequestState()
         try:
+            normalize_media_type(event)
             screened = screen_body(event, self.api.max_body_bytes)
             if screened is not None:
                 reply = self._proxy_reply(self._error_reply(screened))
@@ -131,9 +137,7 @@ class ScoringService:
     # ---- routes ------------------------------------------------------------------------------
 
     def _build_app(self) -> APIGatewayRestResolver:
-        app = APIGatewayRestResolver(
-            enable_validation=True, json_body_deserializer=strict_json_loads
-        )
+        app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_envelope)
         error_responses: dict[int, Any] = {
             status: {
                 "description": description,
@@ -201,6 +205,14 @@ class ScoringService:
                 ErrorCode.TOO_MANY_RECORDS,
                 f"{len(records)} records, the limit is {self.api.max_records} per request "
                 "([api].max_records); split them over several requests",
+            )
+        not_unicode = non_unicode_values(records)
+        if not_unicode:
+            raise ApiError(
+                ErrorCode.VALIDATION_ERROR,
+                f"{len(not_unicode)} value(s) are not valid Unicode text (a JSON-escaped lone "
+                "surrogate such as \\ud800); nothing was scored",
+                not_unicode,
             )
         scorer = self.holder.current()
         self._request.model_version = scorer.version

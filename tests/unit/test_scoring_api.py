@@ -529,3 +529,40 @@ def test_the_resolver_serves_exactly_the_topology_routes(service, route):
     assert (status, payload["error"]["code"]) == (405, "method_not_allowed")
     allowed = sorted(r.method for r in API_ROUTES if r.path == route.path)
     assert header(reply, "Allow") == ", ".join(allowed)
+
+
+def test_a_top_level_array_of_envelopes_is_a_400_not_a_partial_answer(service):
+    body = json.dumps([{"records": [RECORD]}, {"records": [RECORD, RECORD]}])
+    status, payload, _ = call(service, api_event(body=body))
+    assert status == 400
+    assert payload["error"]["code"] == "validation_error"
+    assert "one JSON object" in payload["error"]["message"]
+
+
+def test_duplicate_keys_are_a_400_naming_the_key(service):
+    body = '{"records": [{"customer_id": "C1", "age": 41, "age": 42}]}'
+    status, payload, _ = call(service, api_event(body=body))
+    assert status == 400
+    assert payload["error"]["code"] == "invalid_json"
+    assert "duplicate key 'age'" in payload["error"]["message"]
+
+
+def test_strings_that_are_not_unicode_are_a_400_naming_record_and_field(service):
+    second = dict(RECORD, customer_id="C2")
+    body = json.dumps({"records": [RECORD, second]}).replace('"month-to-month"', '"\\ud800"', 2)
+    status, payload, _ = call(service, api_event(body=body))
+    assert status == 400, payload
+    assert payload["error"]["code"] == "validation_error"
+    assert [(d["record"], d["field"]) for d in payload["error"]["details"]] == [
+        (0, "contract"),
+        (1, "contract"),
+    ]
+
+
+@pytest.mark.parametrize("content_type", ["APPLICATION/JSON", "Application/Json; Charset=UTF-8"])
+def test_media_types_are_case_insensitive(service, content_type):
+    event = predict_event({"records": [RECORD]})
+    event["headers"]["Content-Type"] = content_type
+    event["multiValueHeaders"]["Content-Type"] = [content_type]
+    status, payload, _ = call(service, event)
+    assert status == 200, payload
