@@ -81,6 +81,10 @@ class Serving(Construct):
         for route in topology.routes:
             resource = self.api.root.resource_for_path(route.path)
             resource.add_method(route.method, integration)
+        # Other methods on a route reach the function too (ANY beside the route's own), which
+        # answers 405 with Allow; API Gateway would answer 403 "Missing Authentication Token".
+        for path in dict.fromkeys(route.path for route in topology.routes):
+            self.api.root.resource_for_path(path).add_method("ANY", integration)
         # Anything else reaches the function too, so unknown paths get its JSON 404.
         self.api.root.add_resource("{proxy+}").add_method("ANY", integration)
         if not iam_auth:

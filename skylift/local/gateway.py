@@ -103,22 +103,21 @@ class RouteMatcher:
     def match(self, method: str, path: str) -> RouteMatch | None:
         """The resource API Gateway picks, or None where it answers 403 itself.
 
-        As on API Gateway, the most specific resource wins: a declared path takes only its
-        declared methods (another method gets 403 "Missing Authentication Token", never
-        reaching the function); any other path below the root falls to ``/{proxy+}`` (ANY),
-        where the function's own resolver answers 404/405.
+        As on API Gateway, the most specific resource wins: a declared path takes its declared
+        methods and, through the ANY method the stack adds beside them, every other method
+        too (the function answers 405 with Allow); any other path below the root falls to
+        ``/{proxy+}`` (ANY), where the function answers 404.
         """
         if path in self._paths:
-            if (method.upper(), path) in self.routes:
-                return RouteMatch(resource=path, path_parameters=None)
-            return None
+            return RouteMatch(resource=path, path_parameters=None)
         if path in ("", "/"):  # {proxy+} needs at least one segment; the root has no method
             return None
         return RouteMatch(resource=self.PROXY, path_parameters={"proxy": path.lstrip("/")})
 
     def declared(self) -> list[tuple[str, str]]:
         """(method, resource path) as the API declares them, the catch-all included."""
-        return [*self.routes, ("ANY", self.PROXY)]
+        any_method = [("ANY", path) for path in dict.fromkeys(path for _, path in self.routes)]
+        return [*self.routes, *any_method, ("ANY", self.PROXY)]
 
 
 class ApiKeyCheck:

@@ -127,11 +127,12 @@ def test_unknown_path_is_the_functions_own_json_404(stack):
     assert response.json()["error"]["code"] == "not_found"
 
 
-def test_wrong_method_on_a_declared_route_is_api_gateways_403(stack):
-    # /predict declares POST only: API Gateway answers itself, the function never runs.
+def test_wrong_method_on_a_declared_route_is_the_functions_405(stack):
+    # /predict has POST and, beside it, ANY: the function answers as the README promises.
     response = call(stack, "GET", "/predict")
-    assert response.status_code == 403
-    assert response.json() == {"message": "Missing Authentication Token"}
+    assert response.status_code == 405, response.text
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response.headers["Allow"] == "POST"
 
 
 def test_sampled_requests_are_captured_through_firehose_to_s3(stack, s3, churn_config):

@@ -347,3 +347,14 @@ def test_firehose_and_eventbridge_grants_follow_the_topology(churn_config, monke
         "FunctionsMonitor",
     }
     assert {r.split("ServiceRole")[0] for r in puts_records} == {"FunctionsBatch"}
+
+
+def test_every_route_also_takes_any_method_so_the_function_answers_405(template_json):
+    """Without ANY beside POST /predict, API Gateway answers a GET with 403 "Missing
+    Authentication Token" and the README's 405 never happens."""
+    from skylift.topology import API_ROUTES
+
+    methods = resources(template_json, "AWS::ApiGateway::Method").values()
+    any_methods = [m for m in methods if m["Properties"]["HttpMethod"] == "ANY"]
+    assert len(any_methods) == len({r.path for r in API_ROUTES}) + 1  # + {proxy+}
+    assert all(m["Properties"]["ApiKeyRequired"] for m in any_methods)

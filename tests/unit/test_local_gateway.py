@@ -49,9 +49,11 @@ def test_declared_route_matches_its_resource():
     assert match.path_parameters is None
 
 
-def test_undeclared_method_on_a_declared_resource_is_not_routed():
-    # API Gateway picks the most specific resource (/predict), which has no GET method.
-    assert RouteMatcher(ROUTES).match("GET", "/predict") is None
+def test_another_method_on_a_declared_resource_reaches_the_function():
+    # API Gateway picks the most specific resource (/predict); its ANY method takes the GET.
+    match = RouteMatcher(ROUTES).match("GET", "/predict")
+    assert match is not None and match.resource == "/predict"
+    assert ("ANY", "/predict") in RouteMatcher(ROUTES).declared()
 
 
 def test_root_has_no_method():
@@ -184,12 +186,15 @@ def test_base64_proxy_response_is_decoded():
     assert reply.body == b"\x01\x02"
 
 
-def test_wrong_method_gets_api_gateways_own_403():
+def test_wrong_method_reaches_the_function_and_the_root_gets_api_gateways_403():
     handler = RecordingHandler()
-    reply = make_gateway(handler).handle("GET", "/prod/predict", {"x-api-key": "secret"}, b"")
+    gateway = make_gateway(handler)
+    gateway.handle("GET", "/prod/predict", {"x-api-key": "secret"}, b"")
+    assert [event["resource"] for event in handler.events] == ["/predict"]
+    reply = gateway.handle("GET", "/prod/", {"x-api-key": "secret"}, b"")
     assert reply.status == 403
     assert json.loads(reply.body) == {"message": "Missing Authentication Token"}
-    assert handler.events == []
+    assert len(handler.events) == 1
 
 
 def test_function_error_becomes_502_like_api_gateway():
