@@ -53,6 +53,12 @@ __all__ = [
 CONFIG_ENV_VAR = "SKYLIFT_CONFIG"
 DEFAULT_CONFIG_FILE = "skylift.toml"
 
+# Variables documented before the SKYLIFT_<SECTION>__<FIELD> scheme, still honoured: below the
+# scheme's own name, above the file. The generated reference names them.
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "SKYLIFT_ALLOW_VERSION_SKEW": ("model", "allow_version_skew"),
+}
+
 
 class ConfigError(SkyliftError, ValueError):
     """The config file (or an environment override) is missing, unreadable or invalid."""
@@ -67,6 +73,7 @@ def config_reference() -> str:
             continue
         model = info.annotation
         lines += [f"#### `[{section}]`", "", "| field | default | meaning |", "|---|---|---|"]
+        aliases = {field: env for env, (sec, field) in ENV_ALIASES.items() if sec == section}
         for name, field in model.model_fields.items():  # type: ignore[union-attr]
             if field.is_required():
                 default = "*required*"
@@ -74,9 +81,26 @@ def config_reference() -> str:
                 default = f"`{field.default_factory()}`"
             else:
                 default = f"`{field.default!r}`".replace("None", "none")
-            lines.append(f"| `{name}` | {default} | {field.description or ''} |")
+            meaning = field.description or ""
+            if name in aliases:
+                meaning += f" Also read from `${aliases[name]}`."
+            lines.append(f"| `{name}` | {default} | {meaning} |")
         lines.append("")
     return "\n".join(lines)
+
+
+class _EnvAliasSource(PydanticBaseSettingsSource):
+    """The :data:`ENV_ALIASES` set in the environment, as a nested state."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ builds the whole state
+
+    def __call__(self) -> dict[str, Any]:
+        state: dict[str, dict[str, str]] = {}
+        for env_name, (section, field) in ENV_ALIASES.items():
+            if (value := os.environ.get(env_name)) is not None:
+                state.setdefault(section, {})[field] = value
+        return state
 
 
 _config_file: ContextVar[Path | None] = ContextVar("skylift_config_file", default=None)
@@ -111,9 +135,13 @@ class SkyliftConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Priority: explicit kwargs > environment > the toml file.
+        # Priority: explicit kwargs > environment (older aliases below) > the toml file.
         path = _config_file.get()
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            _EnvAliasSource(settings_cls),
+        ]
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
@@ -174,6 +202,7 @@ def _describe_error(path: Path, error: Any) -> str:
     section, _, rest = field.partition(".")
     where = f"[{section}].{rest}" if rest else field
     env_name = "SKYLIFT_" + "__".join(str(part).upper() for part in loc)
+    env_name += "".join(f" or {env}" for env, at in ENV_ALIASES.items() if at == tuple(loc))
     message = error.get("msg", "invalid")
     if error.get("type") == "missing":
         message = "is required but missing"

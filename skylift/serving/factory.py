@@ -98,7 +98,7 @@ def create_service(
         except Exception as exc:
             logger.error("scoring service has no config: %s", exc)
             return ScoringService(
-                model_name=os.environ.get("SKYLIFT_MODEL__NAME", "unknown"),
+                model_name="unknown",  # settings come from the config, which is broken
                 holder=ModelHolder.unavailable(f"configuration error: {exc}"),
                 api=ApiConfig(),
             )

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import textwrap
+import threading
 
 import boto3
 import pytest
@@ -75,6 +77,48 @@ def test_handler_that_fails_on_import_names_the_error(tmp_path, monkeypatch):
     function = LocalFunction(spec_for(package), {})
     with pytest.raises(HandlerUnavailable, match="RuntimeError: no model configured"):
         function.load()
+
+
+CONCURRENCY_PROBE = """
+    import threading
+
+    guard = threading.Lock()
+    first_inside = threading.Event()
+    overlapped = threading.Event()
+    inside = most = 0
+
+    def handler(event, context):
+        global inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+            if inside > 1:
+                overlapped.set()
+        if event["n"] == 1:
+            first_inside.set()
+            overlapped.wait(timeout=1.0)  # time for an unserialised second call to come in
+        with guard:
+            inside -= 1
+        return most
+"""
+
+
+def test_one_function_runs_one_event_at_a_time(tmp_path, monkeypatch):
+    # The local gateway serves HTTP on threads; Lambda runs one event per execution
+    # environment, and the score handler relies on it (no lock of its own).
+    package = fake_package(tmp_path, monkeypatch, CONCURRENCY_PROBE)
+    function = LocalFunction(spec_for(package), {})
+    probe = sys.modules[function.load().__module__]
+    first = threading.Thread(target=function.invoke, args=({"n": 1},))
+    first.start()
+    assert probe.first_inside.wait(timeout=10)
+    second = threading.Thread(target=function.invoke, args=({"n": 2},))
+    second.start()
+    first.join(timeout=10)
+    second.join(timeout=10)
+    assert not probe.overlapped.is_set()
+    assert probe.most == 1 and function.invocations == 2
+    function.unload()
 
 
 @pytest.fixture
