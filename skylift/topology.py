@@ -99,6 +99,7 @@ class Topology:
     quarantine_prefix: str
     drift_event_source: str = DRIFT_SOURCE
     drift_event_detail_type: str = DRIFT_DETAIL_TYPE
+    drift_function: str = "retrain"  # what a drift event starts (when retrain_on_drift)
     retrain_on_drift: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 

@@ -43,7 +43,7 @@ class Scheduling(Construct):
                 source=[topology.drift_event_source], detail_type=[topology.drift_event_detail_type]
             ),
             enabled=topology.retrain_on_drift,
-            targets=[targets.LambdaFunction(functions["retrain"])],
+            targets=[targets.LambdaFunction(functions[topology.drift_function])],
         )
         role = iam.Role(
             self, "CaptureRole", assumed_by=iam.ServicePrincipal("firehose.amazonaws.com")

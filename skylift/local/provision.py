@@ -14,7 +14,16 @@ from typing import Any
 
 from skylift.topology import Topology
 
-__all__ = ["Action", "Clients", "ProvisionedNames", "apply", "names_for", "plan", "provision"]
+__all__ = [
+    "Action",
+    "Clients",
+    "ProvisionedNames",
+    "apply",
+    "granted_puts",
+    "names_for",
+    "plan",
+    "provision",
+]
 
 LOCAL_ACCOUNT = "123456789012"
 
@@ -54,6 +63,19 @@ def names_for(topology: Topology) -> ProvisionedNames:
         stream=topology.capture_stream,
         rules={s.name: f"skylift-{topology.model_name}-{s.name}" for s in topology.schedules},
     )
+
+
+def granted_puts(topology: Topology, names: ProvisionedNames) -> dict[str, list[str]]:
+    """Function name -> what it may put to ("firehose:<stream>", "events:<bus>"), as the CDK
+    stacks grant it in IAM. The moto server here enforces no IAM, so locally this is the record
+    the parity test compares with the template's policies, not a restriction."""
+    return {
+        name: sorted(
+            ([f"firehose:{names.stream}"] if spec.firehose_put else [])
+            + (["events:default"] if spec.events_put else [])
+        )
+        for name, spec in topology.functions.items()
+    }
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,14 @@ from skylift.local.gateway import (
     RouteMatcher,
 )
 from skylift.local.poller import SqsPoller
-from skylift.local.provision import LOCAL_ACCOUNT, Action, Clients, names_for, provision
+from skylift.local.provision import (
+    LOCAL_ACCOUNT,
+    Action,
+    Clients,
+    granted_puts,
+    names_for,
+    provision,
+)
 from skylift.local.scheduler import ScheduledJob, Scheduler, UnknownScheduleError
 from skylift.local.server import local_aws
 from skylift.topology import Topology, describe
@@ -355,6 +362,7 @@ class LocalStack:
             clients.events.describe_rule(Name=rule)["ScheduleExpression"]
             for rule in self.names.rules.values()
         )
+        puts = granted_puts(self.topology, self.names)
         return {
             "routes": sorted(self.matcher.declared()),
             "notifications": queues,
@@ -372,6 +380,7 @@ class LocalStack:
                         for key in function.environment
                         if not key.startswith("AWS_") and key not in LOCAL_RUNTIME_ENV
                     ),
+                    "puts": puts[name],
                 }
                 for name, function in self.functions.items()
             },

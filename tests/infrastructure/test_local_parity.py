@@ -4,7 +4,10 @@ Both sides come from :func:`skylift.topology.describe`, but each translates it o
 test reads the local wiring back from moto (and the gateway) and compares it with the
 synthesized CloudFormation: API methods and resource paths, the S3 -> SQS notification
 (prefix filter and events), the batch queue's VisibilityTimeout and maxReceiveCount, the
-schedule expressions, and each function's handler and environment variable names.
+schedule expressions, each function's handler and environment variable names, and what each
+function may put to (the capture stream, the event bus). moto enforces no IAM, so the local side
+of that last check is what the local stack records as granted (see
+:func:`skylift.local.provision.granted_puts`), compared with the template's IAM policies.
 """
 
 from __future__ import annotations
@@ -114,6 +117,50 @@ def cfn_functions(templates: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
     return found
 
 
+def _role_of_function(properties: dict[str, Any]) -> str | None:
+    return _ref(properties.get("Role"))
+
+
+def _stream_names(templates: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Logical id -> DeliveryStreamName of every Firehose delivery stream."""
+    return {
+        logical_id: r["Properties"]["DeliveryStreamName"]
+        for logical_id, r in _resources(templates, "AWS::KinesisFirehose::DeliveryStream")
+    }
+
+
+def _bus_name(resource: Any) -> str:
+    """The event bus an ``events:PutEvents`` statement names (its ARN's last part)."""
+    if isinstance(resource, dict) and "Fn::Join" in resource:
+        resource = "".join(p for p in resource["Fn::Join"][1] if isinstance(p, str))
+    return str(resource).rpartition("event-bus/")[2]
+
+
+def cfn_puts(templates: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Handler -> what its role may put to: "firehose:<stream name>", "events:<bus>"."""
+    streams = _stream_names(templates)
+    by_role: dict[str, set[str]] = {}
+    for _, policy in _resources(templates, "AWS::IAM::Policy"):
+        properties = policy["Properties"]
+        for statement in properties["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            actions = actions if isinstance(actions, list) else [actions]
+            resources = statement["Resource"]
+            resources = resources if isinstance(resources, list) else [resources]
+            puts: set[str] = set()
+            if "firehose:PutRecordBatch" in actions:
+                puts |= {f"firehose:{streams.get(_ref(r) or '', r)}" for r in resources}
+            if "events:PutEvents" in actions:
+                puts |= {f"events:{_bus_name(r)}" for r in resources}
+            for role in properties["Roles"]:
+                by_role.setdefault(_ref(role) or "", set()).update(puts)
+    return {
+        properties["Handler"]: sorted(by_role.get(_role_of_function(properties) or "", ()))
+        for _, resource in _resources(templates, "AWS::Lambda::Function")
+        if (properties := resource["Properties"]).get("Handler", "").startswith("functions.")
+    }
+
+
 # ---- the comparison ---------------------------------------------------------------------------
 
 
@@ -144,6 +191,11 @@ def compare(local: dict[str, Any], templates: dict[str, dict[str, Any]]) -> list
         problems.append(
             f"functions (handler -> env names): local {local_functions}, "
             f"CloudFormation {cfn_functions(templates)}"
+        )
+    local_puts = {f["handler"]: f["puts"] for f in local["functions"].values()}
+    if local_puts != cfn_puts(templates):
+        problems.append(
+            f"grants (handler -> puts): local {local_puts}, CloudFormation {cfn_puts(templates)}"
         )
     return problems
 
@@ -205,7 +257,28 @@ SAMPLE = _template(
         "Properties": {
             "Handler": "functions.score.app.handler",
             "Environment": {"Variables": {"SKYLIFT_CONFIG": "skylift.toml", "AWS_X": "1"}},
+            "Role": {"Fn::GetAtt": ["FnRole", "Arn"]},
         },
+    },
+    FnRole={"Type": "AWS::IAM::Role", "Properties": {}},
+    FnPolicy={
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "Roles": [{"Ref": "FnRole"}],
+            "PolicyDocument": {
+                "Statement": [
+                    {
+                        "Action": ["firehose:PutRecordBatch", "firehose:PutRecord"],
+                        "Resource": {"Fn::GetAtt": ["Stream", "Arn"]},
+                    },
+                    {"Action": "s3:GetObject", "Resource": "*"},
+                ]
+            },
+        },
+    },
+    Stream={
+        "Type": "AWS::KinesisFirehose::DeliveryStream",
+        "Properties": {"DeliveryStreamName": "capture"},
     },
     Helper={"Type": "AWS::Lambda::Function", "Properties": {"Handler": "index.handler"}},
 )
@@ -216,7 +289,11 @@ SAMPLE_LOCAL = {
     "queue": {"visibility_timeout": 5400, "max_receive_count": 3},
     "schedules": ["rate(1 day)"],
     "functions": {
-        "score": {"handler": "functions.score.app.handler", "environment": ["SKYLIFT_CONFIG"]}
+        "score": {
+            "handler": "functions.score.app.handler",
+            "environment": ["SKYLIFT_CONFIG"],
+            "puts": ["firehose:capture"],
+        }
     },
 }
 
@@ -238,8 +315,25 @@ def test_comparison_finds_no_difference_between_matching_sides():
         ("schedules", ["rate(1 hour)"], "schedules"),
         (
             "functions",
-            {"score": {"handler": "functions.score.app.handler", "environment": []}},
+            {
+                "score": {
+                    "handler": "functions.score.app.handler",
+                    "environment": [],
+                    "puts": ["firehose:capture"],
+                }
+            },
             "functions",
+        ),
+        (
+            "functions",
+            {
+                "score": {
+                    "handler": "functions.score.app.handler",
+                    "environment": ["SKYLIFT_CONFIG"],
+                    "puts": ["events:default", "firehose:capture"],
+                }
+            },
+            "grants",
         ),
     ],
 )

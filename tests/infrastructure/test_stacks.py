@@ -309,26 +309,10 @@ def test_every_log_group_keeps_logs_as_long_as_configured(churn_config):
     assert {g["Properties"].get("RetentionInDays") for g in groups} == {7}
 
 
-def test_firehose_and_eventbridge_grants_follow_the_topology(churn_config, monkeypatch):
-    """Who may put to the capture stream and the event bus is the topology's call: a function
-    it marks gets the grant, one it does not mark gets none."""
-    from dataclasses import replace
-
-    import infrastructure.stack as stack_module
-    from infrastructure.app import stack_name, synth_templates
-    from skylift.topology import describe
-
-    def swapped(config):
-        topology = describe(config)
-        functions = dict(topology.functions)
-        functions["batch"] = replace(functions["batch"], events_put=True, firehose_put=True)
-        functions["score"] = replace(functions["score"], firehose_put=False)
-        return replace(topology, functions=functions)
-
-    monkeypatch.setattr(stack_module, "describe", swapped)
-    template = synth_templates(churn_config)[stack_name(churn_config)]
+def _granted_actions(template_json) -> dict[str, set[str]]:
+    """Role logical id -> every IAM action its policies allow."""
     granted: dict[str, set[str]] = {}
-    for policy in resources(template, "AWS::IAM::Policy").values():
+    for policy in resources(template_json, "AWS::IAM::Policy").values():
         actions = {
             action
             for statement in policy["Properties"]["PolicyDocument"]["Statement"]
@@ -340,6 +324,28 @@ def test_firehose_and_eventbridge_grants_follow_the_topology(churn_config, monke
         }
         for role in policy["Properties"]["Roles"]:
             granted.setdefault(role["Ref"], set()).update(actions)
+    return granted
+
+
+def test_grants_and_drift_target_follow_the_topology(churn_config, monkeypatch):
+    """Who may put to the capture stream and the event bus, and what a drift event starts, are
+    the topology's call: a function it marks gets the grant, one it does not mark gets none."""
+    from dataclasses import replace
+
+    import infrastructure.stack as stack_module
+    from infrastructure.app import stack_name, synth_templates
+    from skylift.topology import describe
+
+    def swapped(config):
+        topology = describe(config)
+        functions = dict(topology.functions)
+        functions["batch"] = replace(functions["batch"], events_put=True, firehose_put=True)
+        functions["score"] = replace(functions["score"], firehose_put=False)
+        return replace(topology, functions=functions, drift_function="monitor")
+
+    monkeypatch.setattr(stack_module, "describe", swapped)
+    template = synth_templates(churn_config)[stack_name(churn_config)]
+    granted = _granted_actions(template)
     puts_events = {r for r, a in granted.items() if "events:PutEvents" in a}
     puts_records = {r for r, a in granted.items() if "firehose:PutRecordBatch" in a}
     assert {r.split("ServiceRole")[0] for r in puts_events} == {
@@ -347,6 +353,22 @@ def test_firehose_and_eventbridge_grants_follow_the_topology(churn_config, monke
         "FunctionsMonitor",
     }
     assert {r.split("ServiceRole")[0] for r in puts_records} == {"FunctionsBatch"}
+    rules = resources(template, "AWS::Events::Rule").values()
+    drift = next(r for r in rules if "EventPattern" in r["Properties"])
+    assert [_ref_id(t["Arn"]) for t in drift["Properties"]["Targets"]] == [
+        next(
+            k
+            for k in resources(template, "AWS::Lambda::Function")
+            if k.startswith("FunctionsMonitor")
+        )
+    ]
+
+
+def _ref_id(value) -> str:
+    """The logical id an Fn::GetAtt / Ref names."""
+    if "Ref" in value:
+        return str(value["Ref"])
+    return str(value["Fn::GetAtt"][0])
 
 
 def test_every_route_also_takes_any_method_so_the_function_answers_405(template_json):
