@@ -327,9 +327,10 @@ def _granted_actions(template_json) -> dict[str, set[str]]:
     return granted
 
 
-def test_grants_and_drift_target_follow_the_topology(churn_config, monkeypatch):
+def test_grants_drift_target_and_lifecycle_follow_the_topology(churn_config, monkeypatch):
     """Who may put to the capture stream and the event bus, and what a drift event starts, are
-    the topology's call: a function it marks gets the grant, one it does not mark gets none."""
+    the topology's call: a function it marks gets the grant, one it does not mark gets none.
+    The lifecycle rules go by the named prefixes, whatever order the batch writes are listed in."""
     from dataclasses import replace
 
     import infrastructure.stack as stack_module
@@ -339,7 +340,10 @@ def test_grants_and_drift_target_follow_the_topology(churn_config, monkeypatch):
     def swapped(config):
         topology = describe(config)
         functions = dict(topology.functions)
-        functions["batch"] = replace(functions["batch"], events_put=True, firehose_put=True)
+        batch = functions["batch"]
+        functions["batch"] = replace(
+            batch, events_put=True, firehose_put=True, s3_write=batch.s3_write[::-1]
+        )
         functions["score"] = replace(functions["score"], firehose_put=False)
         return replace(topology, functions=functions, drift_function="monitor")
 
@@ -353,6 +357,14 @@ def test_grants_and_drift_target_follow_the_topology(churn_config, monkeypatch):
         "FunctionsMonitor",
     }
     assert {r.split("ServiceRole")[0] for r in puts_records} == {"FunctionsBatch"}
+    data = next(
+        b
+        for b in resources(template, "AWS::S3::Bucket").values()
+        if "LoggingConfiguration" in b["Properties"]
+    )
+    lifecycle = {r.get("Prefix"): r for r in data["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert "Transitions" in lifecycle[churn_config.storage.predictions_prefix]
+    assert lifecycle[churn_config.storage.quarantine_prefix]["ExpirationInDays"] == 90
     rules = resources(template, "AWS::Events::Rule").values()
     drift = next(r for r in rules if "EventPattern" in r["Properties"])
     assert [_ref_id(t["Arn"]) for t in drift["Properties"]["Targets"]] == [
