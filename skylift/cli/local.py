@@ -24,7 +24,7 @@ __all__ = ["local"]
 
 
 def _state_path(state: CliState) -> Path:
-    from skylift.local.stack import STATE_FILE
+    from skylift.local.state import STATE_FILE
 
     return state.config.project_dir / STATE_FILE
 
@@ -108,7 +108,7 @@ def _print_endpoints(stack: Any, state_path: Path) -> None:
 @user_errors
 def trigger(state: CliState, name: str, timeout: float) -> None:
     """Fire schedule NAME (retrain, monitor) on the running `skylift local up` now."""
-    from skylift.local.stack import CONTROL_TOKEN_HEADER, LocalStackError, StackState
+    from skylift.local.state import CONTROL_TOKEN_HEADER, LocalStackError, StackState
 
     stack = StackState.read(_state_path(state))
     request = urllib.request.Request(

@@ -1,11 +1,11 @@
 """Lambda functions run in-process: handlers imported lazily from the topology's handler string.
 
 Lambda cannot run inside moto (no Docker), so the local stack imports ``functions.<name>.app``
-and calls its ``handler`` as Lambda would: the function's environment is applied before the
-first import (the cold start), each invocation gets a fresh :class:`LambdaContext`, and one
-function runs one event at a time (one execution environment). A handler that cannot be
-imported yet is not fatal: the stack starts, the failure is logged once with its reason,
-and the import is retried on the next event.
+and calls its ``handler`` as Lambda would: the function's environment is set for the first
+import (the cold start) and for each invocation, and only then (:mod:`skylift.local.environment`);
+each invocation gets a fresh :class:`LambdaContext`, and one function runs one event at a time
+(one execution environment). A handler that cannot be imported yet is not fatal: the stack
+starts, the failure is logged once with its reason, and the import is retried on the next event.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-import os
 import sys
 import threading
 from collections.abc import Mapping
 from typing import Any
 
+from skylift.local.environment import function_environment
 from skylift.local.gateway import LambdaContext
 from skylift.snapstart import (
     INIT_TYPE_ENV,
@@ -71,14 +71,14 @@ class LocalFunction:
         with self._lock:
             if self._handler is not None:
                 return self._handler
-            os.environ.update(self.environment)
             hooks_before_init = hook_counts()
             try:
-                module = importlib.import_module(self._module_name)
-                handler = getattr(module, self._attribute)
-                if self.spec.snap_start:
-                    # As Lambda does when the version is published, then for each new copy.
-                    run_snapshot_then_restore(since=hooks_before_init)
+                with function_environment(self.environment):
+                    module = importlib.import_module(self._module_name)
+                    handler = getattr(module, self._attribute)
+                    if self.spec.snap_start:
+                        # As Lambda does when the version is published, then for each new copy.
+                        run_snapshot_then_restore(since=hooks_before_init)
             except Exception as exc:
                 sys.modules.pop(self._module_name, None)  # a later import starts afresh
                 reason = f"{type(exc).__name__}: {exc}"
@@ -141,8 +141,7 @@ class LocalFunction:
     def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
         """Run one event; exceptions propagate (as a function error does)."""
         handler = self.load()
-        with self._lock:
-            os.environ.update(self.environment)
+        with self._lock, function_environment(self.environment):
             self.invocations += 1
             return handler(event, context or self.context())
 

@@ -5,8 +5,13 @@
 notification, the capture delivery stream, the schedule rules), serves the score function as
 API Gateway would (:mod:`skylift.local.gateway`), routes S3 events through SQS to the batch
 function (:mod:`skylift.local.poller`) and fires the schedules (:mod:`skylift.local.scheduler`).
-Handlers run in-process and are imported on their first event. :meth:`LocalStack.stop` (also
-on an exception or Ctrl-C) stops every thread, closes every port and restores the environment.
+Handlers run in-process and are imported on their first event, each with its environment set
+only while its code runs (:mod:`skylift.local.environment`). The process itself keeps only the
+connection to moto (``AWS_ENDPOINT_URL`` and test credentials, :mod:`skylift.local.server`)
+while the stack runs: a handler's background thread (the score function's capture sender)
+makes its boto3 client outside any invocation, and botocore finds an endpoint only there.
+:meth:`LocalStack.stop` (also on an exception or Ctrl-C) stops every thread, closes every port
+and puts those variables back. The state file for other processes is :mod:`skylift.local.state`.
 """
 
 from __future__ import annotations
@@ -20,17 +25,15 @@ import sys
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from skylift.config import SkyliftConfig
-from skylift.errors import SkyliftError
 from skylift.local.functions import HandlerUnavailable, LocalFunction
 from skylift.local.gateway import (
-    CONTROL_TOKEN_HEADER,
     ApiGatewayEventConverter,
     ApiKeyCheck,
     GatewayReply,
@@ -49,49 +52,17 @@ from skylift.local.provision import (
 )
 from skylift.local.scheduler import ScheduledJob, Scheduler, UnknownScheduleError
 from skylift.local.server import local_aws
+from skylift.local.state import LocalStackError, StackState
 from skylift.topology import Topology, describe
 
-__all__ = ["CONTROL_TOKEN_HEADER", "STATE_FILE", "LocalStack", "LocalStackError", "StackState"]
+__all__ = ["LocalStack", "LocalStackError"]
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = Path(".skylift") / "local.json"
 STAGE = "prod"
 # Set for the in-process functions only, not part of what a deployed function is given:
 # there is no X-Ray daemon locally (Lambda's runtime variables AWS_* are the other such keys).
 LOCAL_RUNTIME_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
-
-
-class LocalStackError(SkyliftError):
-    """The local stack cannot start, or a wait on it timed out."""
-
-
-@dataclass(frozen=True)
-class StackState:
-    """What a second process needs to reach a running ``skylift local up``."""
-
-    pid: int
-    endpoint_url: str
-    api_url: str
-    api_key: str
-    control_url: str
-    control_token: str
-
-    def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2))
-        path.chmod(0o600)  # holds the API key and control token
-
-    @classmethod
-    def read(cls, path: Path) -> StackState:
-        try:
-            return cls(**json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise LocalStackError(
-                f"{path}: no running local stack found (start one with `skylift local up`)"
-            ) from None
-        except (ValueError, TypeError) as exc:
-            raise LocalStackError(f"{path}: unreadable local stack state ({exc})") from None
 
 
 def _code_root() -> Path:
@@ -147,7 +118,6 @@ class LocalStack:
         self.scheduler: Scheduler | None = None
         self._exit = ExitStack()
         self._started = False
-        self._saved_env: dict[str, str | None] = {}
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -191,8 +161,6 @@ class LocalStack:
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
             }
             self.functions[spec.name] = LocalFunction(spec, environment, self.region)
-        self._remember_env()
-        self._exit.callback(self._restore_env)
         self._exit.callback(self._unload_functions)
 
         score = self.functions["score"]
@@ -239,19 +207,8 @@ class LocalStack:
             self._exit.callback(self.scheduler.stop)
 
     def stop(self) -> None:
-        """Stop threads, close ports, restore the environment; safe to call twice."""
+        """Stop threads, close ports, restore the connection variables; safe to call twice."""
         self._exit.close()
-
-    def _remember_env(self) -> None:
-        keys = {key for f in self.functions.values() for key in f.environment}
-        self._saved_env = {key: os.environ.get(key) for key in keys}
-
-    def _restore_env(self) -> None:
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
     def _unload_functions(self) -> None:
         for function in self.functions.values():

@@ -10,6 +10,7 @@ plumbing so it holds whatever they do.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import textwrap
@@ -177,7 +178,7 @@ def test_trigger_runs_the_schedule_as_an_eventbridge_event(stack):
 
 def test_cli_trigger_reaches_the_running_stack(stack, project):
     from skylift.cli import cli
-    from skylift.local.stack import STATE_FILE
+    from skylift.local.state import STATE_FILE
 
     stack.state().write(project / STATE_FILE)
     result = CliRunner().invoke(
@@ -199,25 +200,32 @@ def test_cli_trigger_without_a_running_stack_says_so(tmp_path):
     assert "no running local stack found" in result.output
 
 
-def test_stop_closes_the_ports(project):
+def test_stop_closes_the_ports_and_leaves_the_environment_as_it_was(project, monkeypatch):
     import requests
 
     from skylift.config import load_config
     from skylift.local.stack import LocalStack
 
-    with LocalStack(load_config(project / "skylift.toml"), poll=False, clocks=False) as other:
+    monkeypatch.syspath_prepend(str(project))
+    package = next(project.glob("fake_handlers_*")).name
+    config = load_config(project / "skylift.toml")
+    before = dict(os.environ)
+    handlers = {"monitor": f"{package}.scheduled.handler"}
+    with LocalStack(config, poll=False, clocks=False, handlers=handlers) as other:
         api_url, endpoint = other.api_url, other.endpoint_url
         assert requests.get(f"{api_url}/health", timeout=5).status_code == 403
+        assert other.trigger("monitor")["function"] == "monitor"
+        # The functions' variables were set while they ran, not left in the process.
+        leaked = {"SKYLIFT_CONFIG", "SKYLIFT_STORAGE__BUCKET", "AWS_LAMBDA_FUNCTION_NAME"}
+        assert leaked.isdisjoint(set(os.environ) - set(before))
+        assert os.environ["AWS_ENDPOINT_URL"] == endpoint  # the connection, for the stack's life
     for url in (f"{api_url}/health", endpoint):
         with pytest.raises(requests.ConnectionError):
             requests.get(url, timeout=2)
-    # Still describes what it was (local up prints it; a stopped stack is reported, not lost).
-    assert other.env["AWS_ENDPOINT_URL"] == endpoint
-    assert other.env["SKYLIFT_API_URL"] == api_url
+    assert dict(os.environ) == before
 
 
 def test_local_up_runs_in_the_foreground_and_stops_cleanly_on_ctrl_c(tmp_path):
-    import os
     import signal
     import subprocess
 

@@ -9,6 +9,7 @@ import os
 import sys
 import textwrap
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
@@ -40,8 +41,8 @@ def test_environment_is_applied_before_the_import(tmp_path, monkeypatch):
     function = LocalFunction(spec_for(package), {"FAKE_SETTING": "from-spec"})
     assert not function.loaded  # nothing imported until the first event
     result = function.invoke({"n": 1})
-    monkeypatch.delenv("FAKE_SETTING")
     assert result["import_env"] == "from-spec"
+    assert "FAKE_SETTING" not in os.environ  # set for the import and the invocation only
     assert result["event"] == {"n": 1}
     assert result["function"] == "batch"
     assert result["memory"] == 256
@@ -179,3 +180,53 @@ def test_provision_repairs_drifted_queue_settings(churn_config, clients):
     provision(topology, clients)
     assert plan(topology, clients) == []
     assert os.environ.get("AWS_ENDPOINT_URL") is None
+
+
+ENV_HANDLER = """
+    import os
+
+    def handler(event, context):
+        return {key: os.environ.get(key) for key in event["keys"]}
+"""
+
+
+def test_a_functions_environment_is_set_only_while_it_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHARED_SETTING", "the process's own")
+    monkeypatch.delenv("ONLY_IN_A", raising=False)
+    first = LocalFunction(
+        spec_for(fake_package(tmp_path, monkeypatch, ENV_HANDLER)),
+        {"SHARED_SETTING": "a's", "ONLY_IN_A": "yes"},
+    )
+    second = LocalFunction(
+        spec_for(fake_package(tmp_path, monkeypatch, ENV_HANDLER)), {"SHARED_SETTING": "b's"}
+    )
+    keys = {"keys": ["SHARED_SETTING", "ONLY_IN_A"]}
+    assert first.invoke(keys) == {"SHARED_SETTING": "a's", "ONLY_IN_A": "yes"}
+    assert second.invoke(keys) == {"SHARED_SETTING": "b's", "ONLY_IN_A": None}
+    assert os.environ["SHARED_SETTING"] == "the process's own"
+    assert "ONLY_IN_A" not in os.environ
+    first.unload()
+    second.unload()
+
+
+def test_functions_invoked_from_two_threads_each_see_their_own(tmp_path, monkeypatch):
+    slow = """
+        import os
+        import time
+
+        def handler(event, context):
+            before = os.environ["WHO"]
+            time.sleep(0.05)  # the other thread runs meanwhile, if it may
+            return before, os.environ["WHO"]
+    """
+    monkeypatch.delenv("WHO", raising=False)
+    functions = [
+        LocalFunction(spec_for(fake_package(tmp_path, monkeypatch, slow)), {"WHO": who})
+        for who in ("a", "b")
+    ]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda f: [f.invoke({}) for _ in range(5)], functions))
+    assert results == [[("a", "a")] * 5, [("b", "b")] * 5]
+    assert "WHO" not in os.environ
+    for function in functions:
+        function.unload()
