@@ -60,9 +60,10 @@ def up(state: CliState, port: int, aws_port: int, api_key: str | None, no_clock:
         with LocalStack(
             config, api_key=api_key, port=port, aws_port=aws_port, clocks=not no_clock
         ) as stack:
-            stack.state().write(state_path)
             try:
                 _print_endpoints(stack, state_path)
+                # Last: the state file tells scripts (and `local trigger`) the stack is up.
+                stack.state().write(state_path)
                 while not stop.wait(0.5):
                     pass
             finally:
