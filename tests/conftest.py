@@ -6,18 +6,14 @@ tests/infrastructure (CDK synth), tests/e2e (ThreadedMotoServer on 127.0.0.1, re
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_DIR = ROOT / "examples" / "churn"
-EVENTS_DIR = ROOT / "events"
+from tests.helpers import EXAMPLE_DIR
 
 # Never let a test reach real AWS: fake credentials and a fixed region for every test.
 os.environ.update(
@@ -37,11 +33,6 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("SKYLIFT_CONFIG", None)
 if str(EXAMPLE_DIR) not in sys.path:
     sys.path.insert(0, str(EXAMPLE_DIR))  # the example's churn_model package (pickled pipeline)
-
-
-def load_event(name: str) -> dict[str, Any]:
-    """A sample event from events/ (the real AWS shapes)."""
-    return json.loads((EVENTS_DIR / name).read_text())  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")

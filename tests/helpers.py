@@ -16,7 +16,16 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from skylift.topology import FunctionSpec
-from tests.conftest import load_event
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_DIR = ROOT / "examples" / "churn"
+EVENTS_DIR = ROOT / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample event from events/ (the real AWS shapes)."""
+    return json.loads((EVENTS_DIR / name).read_text())  # type: ignore[no-any-return]
+
 
 # ---- the scoring API ----------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import load_event
+from tests.helpers import load_event
 
 # Lambda puts the code first, then the layer's python/ (and the runtime's own modules, which
 # this interpreter's standard library stands in for).

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aws_cdk.assertions import Match
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def resources(template_json, kind):

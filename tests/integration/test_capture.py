@@ -178,7 +178,7 @@ def test_handler_module_over_http_loads_from_s3_and_captures_to_firehose(
     from moto.server import ThreadedMotoServer
 
     from skylift.registry import ModelRegistry
-    from tests.conftest import load_event
+    from tests.helpers import load_event
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.conftest import load_event
+from tests.helpers import load_event
 
 
 @pytest.fixture

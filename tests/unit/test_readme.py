@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from skylift.config import config_reference
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 README = (ROOT / "README.md").read_text()
 

@@ -7,8 +7,7 @@ import importlib
 import pytest
 
 from skylift.reports import RetrainReport
-from tests.conftest import load_event
-from tests.helpers import emf_lines
+from tests.helpers import emf_lines, load_event
 
 
 @pytest.fixture

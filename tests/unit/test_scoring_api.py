@@ -12,8 +12,8 @@ import pytest
 
 from skylift.serving import ModelHolder, build_service
 from skylift.topology import API_ROUTES
-from tests.conftest import EVENTS_DIR, load_event
 from tests.helpers import (
+    EVENTS_DIR,
     RECORD,
     Clock,
     FakeContext,
@@ -22,6 +22,7 @@ from tests.helpers import (
     call,
     emf_lines,
     header,
+    load_event,
     predict_event,
 )
 

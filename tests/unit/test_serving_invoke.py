@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from skylift.cli import cli
-from tests.conftest import EVENTS_DIR, EXAMPLE_DIR
+from tests.helpers import EVENTS_DIR, EXAMPLE_DIR
 
 # Importing the handler configures Powertools' Logger; every test here gets logging restored.
 pytestmark = pytest.mark.usefixtures("isolated_logging")
