@@ -148,5 +148,7 @@ def test_local_stack_runs_the_hooks_as_lambda_does(tmp_path, monkeypatch, snap_s
         assert first == {"registered": True, "calls": ["before_snapshot", "after_restore"]}
     else:
         assert first == {"registered": False, "calls": []}
-    assert os.environ[INIT_TYPE_ENV] == (SNAPSTART_INIT if snap_start else ON_DEMAND_INIT)
+    # The init type was the function's own (registered above), set only while its code ran.
+    assert function.environment[INIT_TYPE_ENV] == (SNAPSTART_INIT if snap_start else ON_DEMAND_INIT)
+    assert INIT_TYPE_ENV not in os.environ
     assert second == first  # once per environment, not per invocation
