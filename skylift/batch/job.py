@@ -26,12 +26,12 @@ from typing import IO, Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from skylift.batch.errors import PermanentBatchError
+from skylift.batch.errors import PermanentBatchError, permanent_reason
 from skylift.batch.manifest import BatchManifest, OutputKeys, output_keys
 from skylift.batch.readers import Format, RawChunk, detect_format, read_chunks
 from skylift.batch.sinks import LocalSink, S3Sink, Sink, Writer
+from skylift.batch.source import GuardedSource
 from skylift.config import SkyliftConfig
-from skylift.schema import SchemaMismatchError
 from skylift.scoring import Scorer
 
 __all__ = ["BatchJob", "BatchManifest", "ProgressCallback", "output_keys"]
@@ -113,7 +113,9 @@ class BatchJob:
         ):
             logger.info("s3://%s/%s already scored by version %s", bucket, key, scorer.version)
             return existing.model_copy(update={"duplicate": True})
-        stream = S3Object(bucket=bucket, key=key, boto3_client=s3)
+        stream = io.BufferedReader(
+            GuardedSource(S3Object(bucket=bucket, key=key, boto3_client=s3), f"s3://{bucket}/{key}")
+        )
         manifest = self._score(stream, key, keys, bucket, etag, sink, scorer, progress)
         if not sink.write_manifest(keys.manifest, manifest, manifest_etag):
             winner, _ = sink.read_manifest(keys.manifest)
@@ -162,10 +164,13 @@ class BatchJob:
         try:
             fmt, gzipped = detect_format(key)
             tally, timings, outputs = self._run(stream, fmt, gzipped, sink, scorer, keys, progress)
-        except (PermanentBatchError, SchemaMismatchError) as exc:
-            logger.warning("cannot score %s: %s", key, exc)
+        except Exception as exc:
+            reason = permanent_reason(exc)
+            if reason is None:
+                raise  # transient: nothing final written, the caller retries
+            logger.exception("cannot score %s: %s", source or key, reason)
             return BatchManifest(
-                status="failed", reason=str(exc), finished_at=datetime.now(UTC), **base
+                status="failed", reason=reason, finished_at=datetime.now(UTC), **base
             )
         return BatchManifest(
             status="succeeded",
@@ -224,15 +229,17 @@ class BatchJob:
         )
         try:
             yield outputs
+            outputs.predictions.commit()
+            if outputs.quarantined_any:
+                outputs.quarantine.commit()
+            else:
+                outputs.quarantine.abort()
         except BaseException:
+            # Abort whatever is not committed yet (a no-op for what is). Anything committed
+            # before a failure stays visible but unmarked: the manifest is the commit marker.
             outputs.predictions.abort()
             outputs.quarantine.abort()
             raise
-        outputs.predictions.commit()
-        if outputs.quarantined_any:
-            outputs.quarantine.commit()
-        else:
-            outputs.quarantine.abort()
 
     def _score_chunk(
         self,

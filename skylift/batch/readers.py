@@ -22,7 +22,12 @@ from typing import IO, Any, Literal
 
 import pandas as pd
 
-from skylift.batch.errors import PermanentBatchError, UnsupportedFormatError
+from skylift.batch.errors import (
+    CORRUPT_DATA_ERRORS,
+    PermanentBatchError,
+    UnsupportedFormatError,
+    corrupt_data_reason,
+)
 
 __all__ = ["Format", "RawChunk", "detect_format", "read_chunks"]
 
@@ -164,14 +169,28 @@ def _csv_chunks(text: io.TextIOWrapper, chunk_rows: int) -> tuple[list[str], Ite
     reader = csv.reader(text)
     try:
         header = next(reader, None)
-    except (OSError, EOFError, csv.Error) as exc:
-        raise PermanentBatchError(f"unreadable file: {exc}") from exc
+    except csv.Error as exc:
+        raise PermanentBatchError(f"unreadable header row: {exc}") from exc
+    except CORRUPT_DATA_ERRORS as exc:
+        raise PermanentBatchError(f"unreadable file: {corrupt_data_reason(exc)}") from exc
     if header is None:
         raise PermanentBatchError("empty file: no header row")
     header = [h.strip() for h in header]
     if _has_bad_bytes("".join(header)):
         raise PermanentBatchError("the header row is not valid UTF-8")
+    _check_unique(header)
     return header, _csv_iter(reader, header, chunk_rows)
+
+
+def _check_unique(columns: list[str]) -> None:
+    """A repeated column name leaves no telling which value is the feature (or the id)."""
+    repeated = [name for name in dict.fromkeys(columns) if columns.count(name) > 1]
+    if repeated:
+        names = ", ".join(repr(name) for name in repeated)
+        raise PermanentBatchError(
+            f"the header repeats column{'s' if len(repeated) > 1 else ''} {names}: "
+            "each column name may appear once"
+        )
 
 
 def _csv_iter(reader: Any, header: list[str], chunk_rows: int) -> Iterator[RawChunk]:
@@ -185,8 +204,10 @@ def _csv_iter(reader: Any, header: list[str], chunk_rows: int) -> Iterator[RawCh
             record = next(reader)
         except StopIteration:
             break
-        except (OSError, EOFError) as exc:
-            raise PermanentBatchError(f"unreadable file at line {reader.line_num}: {exc}") from exc
+        except CORRUPT_DATA_ERRORS as exc:
+            raise PermanentBatchError(
+                f"unreadable file after line {reader.line_num}: {corrupt_data_reason(exc)}"
+            ) from exc
         except csv.Error as exc:
             rejected.append((reader.line_num, "", f"malformed CSV: {exc}"))
             continue
@@ -295,8 +316,10 @@ def _jsonl_iter(text: Any, chunk_rows: int) -> Iterator[RawChunk]:
             if len(records) + len(rejected) >= chunk_rows:
                 yield _json_chunk(records, lines, raw, rejected, blank)
                 records, lines, raw, rejected, blank = [], [], [], [], 0
-    except (OSError, EOFError) as exc:
-        raise PermanentBatchError(f"unreadable file at line {number}: {exc}") from exc
+    except CORRUPT_DATA_ERRORS as exc:
+        raise PermanentBatchError(
+            f"unreadable file after line {number}: {corrupt_data_reason(exc)}"
+        ) from exc
     if records or rejected or blank:
         yield _json_chunk(records, lines, raw, rejected, blank)
 
@@ -341,6 +364,7 @@ def _parquet_chunks(stream: IO[bytes], chunk_rows: int) -> tuple[list[str], Iter
     except Exception as exc:
         raise PermanentBatchError(f"not a readable Parquet file: {exc}") from exc
     columns = list(parquet.schema_arrow.names)
+    _check_unique(columns)
 
     def chunks() -> Iterator[RawChunk]:
         line = 0
