@@ -111,3 +111,71 @@ def test_every_function_can_list_exactly_the_prefixes_it_reads(template_json, ch
 def test_topology_lists_what_each_function_reads(churn_config, name):
     spec = describe(churn_config).functions[name]
     assert spec.s3_read and spec.s3_list == spec.s3_read
+
+
+# ---- 8. acknowledgments on the resource and the exact value -----------------------------------
+
+
+def _score_role_with(churn_config, action: str, resource: str):
+    from pathlib import Path
+
+    from aws_cdk import aws_iam as iam
+
+    from infrastructure.app import build_app
+
+    app, stack = build_app(churn_config, layer_dir=Path(__file__).parent, outdir=None)
+    bucket = stack.storage.bucket
+    arn = "*" if resource == "*" else bucket.arn_for_objects(resource)
+    stack.functions.functions["score"].add_to_role_policy(
+        iam.PolicyStatement(actions=[action], resources=[arn])
+    )
+    return app, stack
+
+
+@pytest.mark.parametrize(
+    ("action", "resource", "finding"),
+    [
+        # X-Ray's "*" is acknowledged, but on its own policy, not on the score role
+        ("s3:GetObject", "*", r"AwsSolutions-IAM5\[Resource::\*\]"),
+        ("s3:PutObject", "models/*", r"AwsSolutions-IAM5\[Resource::<\w+\.Arn>/models/\*\]"),
+        # the score function reads models/churn/ (acknowledged on its read policy); a write
+        # there, the same ARN, must still fail
+        (
+            "s3:PutObject",
+            "models/churn/*",
+            r"AwsSolutions-IAM5\[Resource::<\w+\.Arn>/models/churn/\*\]",
+        ),
+    ],
+)
+def test_a_new_broad_grant_on_the_score_role_fails_the_synth(
+    churn_config, action, resource, finding
+):
+    app, _ = _score_role_with(churn_config, action, resource)
+    with pytest.raises(Exception, match=finding):
+        app.synth()
+
+
+def test_no_acknowledgment_is_stack_or_app_wide(churn_config):
+    """Every acknowledgment sits on the resource it is about (or the construct holding only
+    such resources, like the API's root for its methods), never on the stack or the app."""
+    from pathlib import Path
+
+    import aws_cdk as cdk
+
+    from infrastructure.app import build_app
+
+    app, stack = build_app(churn_config, layer_dir=Path(__file__).parent, outdir=None)
+    key = cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    for scope in (app, stack):
+        assert [m.data for m in scope.node.metadata if m.type == key] == []
+    acknowledged = [
+        (c.node.path, rule)
+        for c in stack.node.find_all()
+        for m in c.node.metadata
+        if m.type == key
+        for rule in m.data
+    ]
+    # the object wildcards: each on one function's read or write policy, with its prefix
+    score_reads = {r for p, r in acknowledged if p.endswith("/Functions/ScoreReads")}
+    assert len(score_reads) == 1 and next(iter(score_reads)).endswith("/models/churn/*]")
+    assert not [r for p, r in acknowledged if "/Functions/Score/" in p and "IAM5" in r]
