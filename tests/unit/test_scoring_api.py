@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,19 @@ def _without(name: str) -> dict[str, Any]:
     return {"records": [record]}
 
 
+def _encoded_event(raw: bytes, **headers: str) -> dict[str, Any]:
+    """A POST whose body bytes API Gateway passed base64-encoded, with extra headers."""
+    event = api_event(body=base64.b64encode(raw).decode()) | {"isBase64Encoded": True}
+    for name, value in headers.items():
+        name = name.replace("_", "-")
+        event["headers"][name] = value
+        event["multiValueHeaders"][name] = [value]
+    return event
+
+
+_BODY = json.dumps({"records": [RECORD]}).encode()
+_LATIN1_BODY = json.dumps({"records": [dict(RECORD, region="Zürich")]}, ensure_ascii=False)
+
 BAD_INPUTS: list[tuple[str, dict[str, Any], int, str, tuple[int | None, str] | None]] = [
     (
         "wrong type: text for a number",
@@ -269,6 +283,57 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], int, str, tuple[int | None, str] | N
         api_event(body=base64.b64encode(b"\xff\xfe\xfa").decode()) | {"isBase64Encoded": True},
         400,
         "invalid_body",
+        None,
+    ),
+    (
+        "gzip that is not gzip",
+        _encoded_event(_BODY, Content_Encoding="gzip"),
+        400,
+        "invalid_body",
+        None,
+    ),
+    (
+        "truncated gzip",
+        _encoded_event(gzip.compress(_BODY)[:-12], Content_Encoding="gzip"),
+        400,
+        "invalid_body",
+        None,
+    ),
+    (
+        "gzip sent as text",
+        _encoded_event(_BODY, Content_Encoding="gzip")
+        | {"body": _BODY.decode()}
+        | {"isBase64Encoded": False},
+        400,
+        "invalid_body",
+        None,
+    ),
+    (
+        "gzip bomb",
+        _encoded_event(gzip.compress(b" " * (MAX_BODY * 50) + _BODY), Content_Encoding="gzip"),
+        413,
+        "payload_too_large",
+        None,
+    ),
+    (
+        "brotli",
+        _encoded_event(_BODY, Content_Encoding="br"),
+        415,
+        "unsupported_media_type",
+        None,
+    ),
+    (
+        "latin-1 body",
+        _encoded_event(_LATIN1_BODY.encode("latin-1")),
+        400,
+        "invalid_body",
+        (None, "body"),
+    ),
+    (
+        "latin-1 charset",
+        api_event(body=_LATIN1_BODY, content_type="application/json; charset=ISO-8859-1"),
+        415,
+        "unsupported_media_type",
         None,
     ),
     (
@@ -567,3 +632,52 @@ def test_media_types_are_case_insensitive(service, content_type):
     event["multiValueHeaders"]["Content-Type"] = [content_type]
     status, payload, _ = call(service, event)
     assert status == 200, payload
+
+
+@pytest.mark.parametrize("coding", ["gzip", "GZIP", "x-gzip", "identity, gzip"])
+def test_a_gzip_body_is_decoded(service, coding):
+    status, payload, _ = call(
+        service, _encoded_event(gzip.compress(_BODY), Content_Encoding=coding)
+    )
+    assert status == 200, payload
+    assert len(payload["predictions"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("event", "says"),
+    [
+        pytest.param(
+            _encoded_event(_BODY, Content_Encoding="gzip"), "not valid gzip", id="bad-gzip"
+        ),
+        pytest.param(
+            _encoded_event(gzip.compress(b" " * MAX_BODY * 50), Content_Encoding="gzip"),
+            f"decompresses to more than {MAX_BODY} bytes",
+            id="gzip-bomb",
+        ),
+        pytest.param(
+            _encoded_event(_BODY, Content_Encoding="br"), "Content-Encoding 'br'", id="br"
+        ),
+        pytest.param(
+            _encoded_event(_LATIN1_BODY.encode("latin-1")),
+            "byte 0xfc at offset",
+            id="latin-1",
+        ),
+        pytest.param(_encoded_event(b'{"records": [\xff]}'), "is not UTF-8", id="bad-utf8"),
+        pytest.param(
+            api_event(body="{}", content_type="application/json; charset=latin-1"),
+            "charset 'latin-1' is not supported",
+            id="charset",
+        ),
+    ],
+)
+def test_each_encoding_problem_has_its_own_message(service, event, says):
+    """Before: all of these said "the body is flagged base64 ..." (or were parsed as JSON)."""
+    _, payload, _ = call(service, copy.deepcopy(event))
+    message = payload["error"]["message"]
+    assert says in message, message
+    assert "flagged base64" not in message
+
+
+def test_a_latin_1_body_is_named_as_such(service):
+    _, payload, _ = call(service, _encoded_event(_LATIN1_BODY.encode("latin-1")))
+    assert "Latin-1" in payload["error"]["message"]
