@@ -23,6 +23,7 @@ from tests.helpers import (
     call,
     emf_lines,
     header,
+    http_api_event,
     load_event,
     predict_event,
 )
@@ -543,6 +544,13 @@ EVENT_STATUS = {
     "api_wrong_content_type.json": 415,
     "api_unknown_route.json": 404,
     "api_wrong_method.json": 405,
+    "api_v2_predict.json": 200,
+    "api_v2_predict_stage.json": 200,
+    "api_v2_predict_gzip.json": 200,
+    "api_v2_health.json": 200,
+    "api_v2_bad_json.json": 400,
+    "api_v2_unknown_route.json": 404,
+    "api_v2_wrong_method.json": 405,
 }
 
 
@@ -681,3 +689,100 @@ def test_each_encoding_problem_has_its_own_message(service, event, says):
 def test_a_latin_1_body_is_named_as_such(service):
     _, payload, _ = call(service, _encoded_event(_LATIN1_BODY.encode("latin-1")))
     assert "Latin-1" in payload["error"]["message"]
+
+
+# ---- HTTP API (payload 2.0) events: the same routes, errors and replies ----------------------
+
+HAPPY_EVENTS = [
+    ("predict", predict_event({"records": [RECORD]})),
+    ("predict base64", api_event(body=json.dumps({"records": [RECORD]}), base64_body=True)),
+    ("predict gzip", _encoded_event(gzip.compress(_BODY), Content_Encoding="gzip")),
+    ("health", api_event("GET", "/health", content_type=None)),
+    ("model", api_event("GET", "/model", content_type=None)),
+    ("openapi", api_event("GET", "/openapi.json", content_type=None)),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Received multipart/form-data without base64:UserWarning")
+@pytest.mark.parametrize(
+    ("rest", "stage"),
+    [
+        pytest.param(e, stage, id=f"{name} ({stage})")
+        for number, (name, e) in enumerate(HAPPY_EVENTS + [(name, e) for name, e, *_ in BAD_INPUTS])
+        # Both stage forms for the happy paths, alternating for the rest (fewer cases).
+        for stage in (
+            ("$default", "prod")
+            if number < len(HAPPY_EVENTS)
+            else ("$default", "prod")[number % 2 : number % 2 + 1]
+        )
+    ],
+)
+def test_http_api_events_get_the_replies_rest_events_get(service, rest, stage):
+    """Before: every HTTP API event was a 500 (KeyError: 'httpMethod')."""
+    rest_status, rest_body, rest_reply = call(service, copy.deepcopy(rest))
+    status, body, reply = call(service, http_api_event(copy.deepcopy(rest), stage=stage))
+    assert status == rest_status, body
+    if status >= 400:
+        assert_error_shape(body)
+        assert body == rest_body
+    else:
+        assert body.keys() == rest_body.keys()
+    # The HTTP API reply format: plain headers and cookies, no multiValueHeaders.
+    assert "multiValueHeaders" not in reply and isinstance(reply["cookies"], list)
+    assert reply["headers"]["Content-Type"] == "application/json"
+    assert header(reply, "Allow") == header(rest_reply, "Allow")
+
+
+def test_an_http_api_on_a_custom_domain_has_no_stage_in_its_path(service):
+    event = http_api_event(predict_event({"records": [RECORD]}))
+    event["requestContext"]["stage"] = "prod"  # mapped on a custom domain: rawPath is /predict
+    status, body, _ = call(service, event)
+    assert status == 200, body
+    event = http_api_event(api_event("PUT", "/model", content_type=None))
+    event["requestContext"]["stage"] = "prod"
+    status, body, reply = call(service, event)
+    assert (status, body["error"]["code"], header(reply, "Allow")) == (
+        405,
+        "method_not_allowed",
+        "GET",
+    )
+
+
+UNRECOGNISED_EVENTS = [
+    ("empty object", {}),
+    ("array", [{"httpMethod": "POST"}]),
+    ("string", "hello"),
+    ("null", None),
+    ("S3 notification via SQS", load_event("sqs_s3_object_created.json")),
+    ("EventBridge schedule", load_event("eventbridge_monitor_schedule.json")),
+    ("REST without path", {k: v for k, v in api_event().items() if k != "path"}),
+    ("REST with a number for headers", api_event() | {"headers": 7}),
+    ("REST with a list body", api_event() | {"body": ["x"]}),
+    ("v2 without requestContext", {"version": "2.0", "rawPath": "/predict"}),
+    (
+        "v2 without stage",
+        http_api_event(predict_event({"records": [RECORD]}))
+        | {"requestContext": {"http": {"method": "POST", "path": "/predict"}}},
+    ),
+    ("v2 with a non-string header", http_api_event(api_event()) | {"headers": {"a": 1}}),
+    (
+        "ALB",
+        {"requestContext": {"elb": {"targetGroupArn": "arn:x"}}, "httpMethod": None, "path": "/"},
+    ),
+]
+
+
+@pytest.mark.parametrize("event", [pytest.param(e, id=name) for name, e in UNRECOGNISED_EVENTS])
+def test_an_event_that_is_no_api_gateway_request_gets_a_clear_400(service, event, caplog):
+    status, body, _ = call(service, copy.deepcopy(event))
+    assert (status, body["error"]["code"]) == (400, "unsupported_event"), body
+    assert_error_shape(body)
+    assert "REST API (payload 1.0) and HTTP API (payload 2.0)" in body["error"]["message"]
+    assert any(r.levelname == "ERROR" and "unsupported_event" in r.message for r in caplog.records)
+
+
+def test_the_handler_answers_any_json_it_is_invoked_with(handler_module):
+    for event in ([1, 2], "ping", None, {"detail-type": "Scheduled Event"}):
+        reply = handler_module.handler(event, FakeContext())
+        assert reply["statusCode"] == 400
+        assert json.loads(reply["body"])["error"]["code"] == "unsupported_event"
