@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import io
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from skylift.config import SkyliftConfig
 from skylift.errors import SkyliftError
 from skylift.profile import BaselineProfile
 from skylift.registry import ModelRegistry
-from skylift.schema import FeatureSchema
+from skylift.schema import DeclarationError, infer_schema
 
 __all__ = [
     "TrainingError",
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 
+logger = logging.getLogger(__name__)
+
+
 class TrainingError(SkyliftError):
     """Training cannot run: bad entry point, unreadable data, missing target, failed fit."""
 
@@ -52,6 +56,8 @@ class TrainingResult:
     holdout: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     promoted: bool = False
+    # What a person should check: ambiguous column types, metrics that could not be computed.
+    warnings: list[str] = field(default_factory=list)
 
 
 # ---- the user's code ---------------------------------------------------------------------------
@@ -204,13 +210,31 @@ def train_candidate(
         )
 
     started = time.perf_counter()
-    schema = FeatureSchema.infer(train, target=target, id_column=config.model.id_column)
-    features = holdout[schema.names]
-    metrics = evaluate(model, features, holdout[target], config.model.task)
+    try:
+        inference = infer_schema(
+            train, target=target, id_column=config.model.id_column, declarations=config.features
+        )
+    except DeclarationError as exc:
+        raise TrainingError(f"{config.config_path or 'config'}: {exc}") from exc
+    schema = inference.schema
+    warnings = list(inference.warnings)
+    # The model is evaluated on the holdout as scoring would feed it (schema-validated:
+    # blanks as missing, numbers as float64), so its metrics are what callers will get.
+    checked = schema.validate_frame(holdout)
+    if len(checked.rejected):
+        warnings.append(
+            f"holdout: {len(checked.rejected)} of {len(holdout)} rows do not fit the schema "
+            f"and were not scored (e.g. {checked.rejected.iloc[0]})"
+        )
+    if checked.valid.empty:
+        raise TrainingError("no holdout row fits the inferred schema: nothing to evaluate on")
+    metrics = evaluate(
+        model, checked.valid, holdout.loc[checked.valid.index, target], config.model.task
+    )
     timings["evaluate_seconds"] = time.perf_counter() - started
 
     baseline_predictions, kind = _baseline_predictions(
-        model, train[schema.names], config.model.task
+        model, schema.validate_frame(train).valid, config.model.task
     )
     baseline = BaselineProfile.from_frame(
         train, schema, predictions=baseline_predictions, prediction_kind=kind
@@ -230,7 +254,7 @@ def train_candidate(
         baseline=baseline,
         entry_point=config.model.entry_point,
     )
-    return TrainingResult(bundle=bundle, holdout=holdout, timings=timings)
+    return TrainingResult(bundle=bundle, holdout=holdout, timings=timings, warnings=warnings)
 
 
 def _baseline_predictions(model: Any, features: pd.DataFrame, task: str) -> tuple[np.ndarray, Any]:
