@@ -29,7 +29,7 @@ from skylift.config import SkyliftConfig
 from skylift.errors import SkyliftError
 from skylift.profile import BaselineProfile
 from skylift.registry import ModelRegistry
-from skylift.schema import DeclarationError, infer_schema
+from skylift.schema import DeclarationError, estimator_columns, infer_schema
 
 __all__ = [
     "TrainingError",
@@ -210,14 +210,20 @@ def train_candidate(
         )
 
     started = time.perf_counter()
+    warnings: list[str] = []
+    used = _used_columns(model, train, config, warnings)
     try:
         inference = infer_schema(
-            train, target=target, id_column=config.model.id_column, declarations=config.features
+            train,
+            target=target,
+            id_column=config.model.id_column,
+            feature_columns=used,
+            declarations=config.features,
         )
     except DeclarationError as exc:
         raise TrainingError(f"{config.config_path or 'config'}: {exc}") from exc
     schema = inference.schema
-    warnings = list(inference.warnings)
+    warnings += inference.warnings
     # The model is evaluated on the holdout as scoring would feed it (schema-validated:
     # blanks as missing, numbers as float64), so its metrics are what callers will get.
     checked = schema.validate_frame(holdout)
@@ -255,6 +261,31 @@ def train_candidate(
         entry_point=config.model.entry_point,
     )
     return TrainingResult(bundle=bundle, holdout=holdout, timings=timings, warnings=warnings)
+
+
+def _used_columns(
+    model: Any, train: pd.DataFrame, config: SkyliftConfig, warnings: list[str]
+) -> list[str] | None:
+    """The columns the fitted estimator reads (required features), in its order; None (every
+    column but target and id) when the estimator does not say which."""
+    columns = estimator_columns(model)
+    others = {str(c) for c in train.columns} - {config.model.target, config.model.id_column}
+    if columns is None:
+        warnings.append(
+            f"{type(model).__name__} does not say which columns it reads (no "
+            "feature_names_in_ or ColumnTransformer): every column but target and id is a "
+            "required feature"
+        )
+        return None
+    unknown = [c for c in columns if c not in others]
+    if unknown:
+        warnings.append(
+            f"the estimator reads column(s) {', '.join(unknown[:10])} that train() received "
+            "under no such name (or as target/id): every column but target and id is a "
+            "required feature"
+        )
+        return None
+    return columns
 
 
 def _baseline_predictions(model: Any, features: pd.DataFrame, task: str) -> tuple[np.ndarray, Any]:

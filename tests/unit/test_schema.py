@@ -15,6 +15,7 @@ from skylift.schema import (
     FeatureSchema,
     NumericFeature,
     SchemaMismatchError,
+    estimator_columns,
     infer_schema,
 )
 
@@ -271,3 +272,69 @@ def test_a_declaration_the_data_contradicts_is_an_error_naming_the_field():
     )
     assert inference.schema.feature("TotalCharges").nullable
     assert any("1 training value(s) are not numbers (e.g. 'n/a')" in w for w in inference.warnings)
+
+
+# ---- required = what the estimator reads (issue 12, item 10) -------------------------------
+
+
+def test_estimator_columns_are_what_the_fitted_estimator_reads():
+    from sklearn.base import BaseEstimator, TransformerMixin
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = pd.DataFrame(
+        {"a": [1.0, 2, 3, 4], "b": list("xyxy"), "c": [5, 6, 7, 8], "d": [0.1, 0.2, 0.3, 0.4]}
+    )
+    y = [0, 1, 0, 1]
+    by_name = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer([("num", "passthrough", ["a"]), ("cat", OneHotEncoder(), ["b"])]),
+            ),
+            ("model", LogisticRegression()),
+        ]
+    ).fit(frame, y)
+    assert estimator_columns(by_name) == ["a", "b"]  # the dropped remainder is not read
+    by_index = ColumnTransformer([("num", "passthrough", [0, 3])]).fit(frame)
+    assert estimator_columns(by_index) == ["a", "d"]
+    kept = ColumnTransformer([("num", "passthrough", ["a"])], remainder="passthrough").fit(frame)
+    assert estimator_columns(kept) == ["a", "b", "c", "d"]
+    plain = LogisticRegression().fit(frame[["d", "a"]], y)
+    assert estimator_columns(plain) == ["d", "a"]  # its order: scikit-learn checks it
+
+    class Mine(TransformerMixin, BaseEstimator):  # the user's own, without feature_names_in_
+        def fit(self, X, y=None):
+            return self
+
+        def transform(self, X):
+            return np.asarray(X[["a", "d"]])
+
+    assert (
+        estimator_columns(Pipeline([("mine", Mine()), ("m", LogisticRegression())]).fit(frame, y))
+        is None
+    )
+    assert estimator_columns(LogisticRegression().fit(frame[["a"]].to_numpy(), y)) is None
+
+
+def test_columns_the_model_does_not_read_are_optional_and_dropped():
+    frame = blank_charges_frame().assign(notes="free text")
+    schema = infer_schema(
+        frame, "Churn", "customerID", feature_columns=["TotalCharges", "Contract"]
+    ).schema
+    assert schema.names == ["TotalCharges", "Contract"] and schema.optional == ["notes"]
+    checked = schema.validate_records(
+        [
+            {"TotalCharges": 1.0, "Contract": "One year", "notes": "call back"},
+            {"TotalCharges": 1.0, "Contract": "One year"},
+        ]
+    )
+    assert checked.ok and list(checked.frame.columns) == ["TotalCharges", "Contract"]
+    unknown = schema.validate_records([{"TotalCharges": 1.0, "Contract": "One year", "x": 1}])
+    assert [(e.field, e.problem) for e in unknown.errors] == [
+        ("x", "unknown field (not a feature of this model), got 1")
+    ]
+    batch = schema.validate_frame(pd.DataFrame({"TotalCharges": ["2"], "Contract": ["One year"]}))
+    assert batch.rejected.empty  # 'notes' absent: fine

@@ -139,3 +139,15 @@ def test_ambiguous_columns_are_in_the_training_result(churn_config, churn_frame)
     feature = result.bundle.manifest.feature_schema.feature("total_charges")
     assert feature.kind == "numeric" and feature.nullable
     assert any("'total_charges': numbers stored as text with" in w for w in result.warnings)
+
+
+def test_required_features_are_the_columns_the_pipeline_reads(churn_config, churn_frame):
+    """The churn pipeline selects its columns; a column it never reads is optional."""
+    frame = churn_frame.assign(signup_channel="web")
+    result = train_candidate(churn_config, frame)
+    schema = result.bundle.manifest.feature_schema
+    assert "signup_channel" not in schema.names and schema.optional == ["signup_channel"]
+    assert set(schema.names) == {
+        "age", "tenure_months", "monthly_charges", "total_charges", "support_calls",
+        "contract", "internet_service", "payment_method", "region", "paperless_billing",
+    }  # fmt: skip
