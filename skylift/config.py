@@ -29,6 +29,7 @@ from skylift.config_sections import (
     ApiConfig,
     BatchConfig,
     DeployConfig,
+    FeatureDeclaration,
     ModelConfig,
     MonitorConfig,
     RetrainConfig,
@@ -41,6 +42,7 @@ __all__ = [
     "BatchConfig",
     "ConfigError",
     "DeployConfig",
+    "FeatureDeclaration",
     "ModelConfig",
     "MonitorConfig",
     "RetrainConfig",
@@ -72,7 +74,10 @@ def config_reference() -> str:
         if section == "config_path":
             continue
         model = info.annotation
-        lines += [f"#### `[{section}]`", "", "| field | default | meaning |", "|---|---|---|"]
+        title = f"[{section}]"
+        if section == "features":  # a table of tables, one per column
+            model, title = FeatureDeclaration, "[features.<column>]"
+        lines += [f"#### `{title}`", "", "| field | default | meaning |", "|---|---|---|"]
         aliases = {field: env for env, (sec, field) in ENV_ALIASES.items() if sec == section}
         for name, field in model.model_fields.items():  # type: ignore[union-attr]
             if field.is_required():
@@ -123,6 +128,8 @@ class SkyliftConfig(BaseSettings):
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    # Per-column declarations ([features.<column>]) that override the inferred schema.
+    features: dict[str, FeatureDeclaration] = Field(default_factory=dict)
     # Where the file was read from; relative paths in it resolve against its folder.
     config_path: Path | None = Field(default=None, exclude=True)
 
@@ -201,6 +208,8 @@ def _describe_error(path: Path, error: Any) -> str:
     field = ".".join(str(part) for part in loc) or "(top level)"
     section, _, rest = field.partition(".")
     where = f"[{section}].{rest}" if rest else field
+    if section == "features" and len(loc) > 1:  # [features.<column>].<field>
+        where = f"[features.{loc[1]}]" + "".join(f".{part}" for part in loc[2:])
     env_name = "SKYLIFT_" + "__".join(str(part).upper() for part in loc)
     env_name += "".join(f" or {env}" for env, at in ENV_ALIASES.items() if at == tuple(loc))
     message = error.get("msg", "invalid")

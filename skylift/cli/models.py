@@ -6,6 +6,7 @@ import json
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from skylift.cli.main import CliState, cli, console, pass_state, user_errors
 from skylift.registry import DEFAULT_ALIAS, ModelRegistry
@@ -40,6 +41,8 @@ def train(state: CliState, data: str | None, promote: bool) -> None:
         f"in {registry.uri}" + (" and promoted it to champion" if result.promoted else "")
     )
     console.print(_metrics_table(manifest.metrics, title="holdout metrics"))
+    for warning in result.warnings:  # plain text: "[features.x]" is not rich markup
+        console.print(Text("warning: ", style="yellow") + Text(warning), soft_wrap=True)
 
 
 @cli.group()
