@@ -9,6 +9,7 @@ delivery stream). A wrong or missing field raises :class:`ConfigError` naming fi
 from __future__ import annotations
 
 import os
+import sys
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ __all__ = [
     "StorageConfig",
     "config_reference",
     "load_config",
+    "use_source_dir",
 ]
 
 CONFIG_ENV_VAR = "SKYLIFT_CONFIG"
@@ -248,9 +250,24 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
         raise ConfigError(f"{config_path}: not valid TOML: {exc}") from exc
     token = _config_file.set(config_path)
     try:
-        return SkyliftConfig(config_path=config_path, **overrides)
+        config = SkyliftConfig(config_path=config_path, **overrides)
     except ValidationError as exc:
         problems = "\n  ".join(_describe_error(config_path, err) for err in exc.errors())
         raise ConfigError(f"invalid config:\n  {problems}") from exc
     finally:
         _config_file.reset(token)
+    use_source_dir(config)
+    return config
+
+
+def use_source_dir(config: SkyliftConfig) -> Path:
+    """Put ``[model].source_dir`` first on sys.path (once).
+
+    The one place that does it: every CLI command and every function loads its config here
+    before it unpickles a model, and a pickled pipeline may name the user's own functions
+    (a FunctionTransformer of a function in their package), importable only from there.
+    """
+    source = config.source_path
+    if str(source) not in sys.path:
+        sys.path.insert(0, str(source))
+    return source
