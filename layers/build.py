@@ -50,6 +50,7 @@ BOTOCORE_SERVICES = {
     "firehose",
     "events",
     "sts",
+    "kms",  # signed model bundles: Sign at registration, GetPublicKey/Verify before loading
     "sso",
     "sso-oidc",
     "cloudwatch",
