@@ -33,6 +33,7 @@ from skylift.config_sections import (
     FeatureDeclaration,
     ModelConfig,
     MonitorConfig,
+    RegistryConfig,
     RetrainConfig,
     StorageConfig,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "FeatureDeclaration",
     "ModelConfig",
     "MonitorConfig",
+    "RegistryConfig",
     "RetrainConfig",
     "SkyliftConfig",
     "StorageConfig",
@@ -125,6 +127,7 @@ class SkyliftConfig(BaseSettings):
 
     model: ModelConfig
     storage: StorageConfig
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
@@ -183,6 +186,18 @@ class SkyliftConfig(BaseSettings):
         if self.api.snap_start is None:
             return self._snap_start_obstacle() is None
         return self.api.snap_start
+
+    @property
+    def signing_key(self) -> str | None:
+        """The KMS key versions are signed with ([registry]), or None when signing is off."""
+        if self.registry.signing == "none":
+            return None
+        return self.registry.signing_key_id or self.default_signing_alias
+
+    @property
+    def default_signing_alias(self) -> str:
+        """The alias of the key the stack provisions (CDK, and the local stack in moto)."""
+        return f"alias/{self.deploy.stack_prefix.lower()}-{self.model.name}-signing"
 
     @property
     def project_dir(self) -> Path:
