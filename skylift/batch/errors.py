@@ -24,6 +24,7 @@ from skylift.schema import SchemaMismatchError
 
 __all__ = [
     "CORRUPT_DATA_ERRORS",
+    "CommitConflictError",
     "MalformedMessageError",
     "PermanentBatchError",
     "SourceReadError",
@@ -49,6 +50,10 @@ class StaleEventError(SkyliftError):
 
 class TransientBatchError(SkyliftError):
     """Try again later: nothing final was written."""
+
+
+class CommitConflictError(TransientBatchError):
+    """Another worker committed a manifest for another version of the input meanwhile."""
 
 
 class SourceReadError(TransientBatchError):

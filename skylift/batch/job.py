@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
-from botocore.exceptions import ClientError
 
-from skylift.batch.errors import PermanentBatchError, permanent_reason
+from skylift.batch.errors import CommitConflictError, permanent_reason
 from skylift.batch.manifest import BatchManifest, OutputKeys, output_keys
 from skylift.batch.readers import Format, RawChunk, detect_format, read_chunks
 from skylift.batch.sinks import LocalSink, S3Sink, Sink, Writer
-from skylift.batch.source import GuardedSource
+from skylift.batch.source import ObjectVersion, current_version, open_version
 from skylift.config import SkyliftConfig
 from skylift.scoring import Scorer
 
@@ -90,36 +89,41 @@ class BatchJob:
         key: str,
         etag: str | None = None,
         *,
+        version_id: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> BatchManifest:
-        """Score ``s3://bucket/key`` into the same bucket's predictions/ and quarantine/."""
-        from aws_lambda_powertools.utilities.streaming import S3Object
+        """Score ``s3://bucket/key`` into the same bucket's predictions/ and quarantine/.
 
+        ``etag``/``version_id`` are the event's: StaleEventError when they no longer name the
+        current object (then nothing is written), TransientBatchError when another worker
+        committed another version meanwhile. A duplicate is the same version already
+        committed by the same model version.
+        """
         sink = S3Sink(s3, bucket)
         scorer = self._scorer()
         keys = output_keys(self.config, key)
         existing, manifest_etag = sink.read_manifest(keys.manifest)
-        if etag is None:
-            try:
-                etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                    raise PermanentBatchError(f"s3://{bucket}/{key} no longer exists") from exc
-                raise
+        version = current_version(s3, bucket, key, etag, version_id)
         if (
             existing is not None
-            and existing.input_etag == etag
+            and existing.describes(version)
             and existing.model_version == scorer.version
         ):
-            logger.info("s3://%s/%s already scored by version %s", bucket, key, scorer.version)
+            logger.info("%s already scored by version %s", version.uri, scorer.version)
             return existing.model_copy(update={"duplicate": True})
-        stream = io.BufferedReader(
-            GuardedSource(S3Object(bucket=bucket, key=key, boto3_client=s3), f"s3://{bucket}/{key}")
-        )
-        manifest = self._score(stream, key, keys, bucket, etag, sink, scorer, progress)
+        stream = open_version(s3, version)
+        manifest = self._score(stream, key, keys, bucket, version, sink, scorer, progress)
+        # Commit only while this is still the current version: after a newer upload, that
+        # upload's event owns the outputs (and scores them again).
+        current_version(s3, bucket, key, version.etag, version.version_id)
         if not sink.write_manifest(keys.manifest, manifest, manifest_etag):
             winner, _ = sink.read_manifest(keys.manifest)
-            return (winner or manifest).model_copy(update={"duplicate": True})
+            if winner is not None and winner.describes(version):
+                return winner.model_copy(update={"duplicate": True})
+            raise CommitConflictError(
+                f"{version.uri}: another worker committed a manifest for another version "
+                "while this one was scored; scoring again"
+            )
         return manifest
 
     def score_file(
@@ -145,7 +149,7 @@ class BatchJob:
         key: str,
         keys: OutputKeys,
         bucket: str,
-        etag: str | None,
+        version: ObjectVersion | None,
         sink: Sink,
         scorer: Scorer,
         progress: ProgressCallback | None,
@@ -155,7 +159,9 @@ class BatchJob:
         base: dict[str, Any] = {
             "input_bucket": bucket,
             "input_key": source or key,
-            "input_etag": etag,
+            "input_etag": version.etag if version else None,
+            "input_version_id": version.version_id if version else None,
+            "input_size": version.size if version else None,
             "predictions_key": keys.predictions,
             "model": scorer.name,
             "model_version": scorer.version,

@@ -15,7 +15,7 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
-from skylift.batch.errors import MalformedMessageError
+from skylift.batch.errors import MalformedMessageError, StaleEventError
 from skylift.batch.job import BatchJob, BatchManifest
 from skylift.config import SkyliftConfig
 from skylift.model_holder import ModelHolder
@@ -65,18 +65,26 @@ class BatchService:
         objects = [
             # Keys arrive URL-encoded (spaces as '+', unicode as %XX); S3Event's per-record key
             # does not decode them (only its first-record `object_key` does).
-            (r.s3.bucket.name, unquote_plus(r.s3.get_object.key), r.s3.get_object.get("eTag"))
+            (
+                r.s3.bucket.name,
+                unquote_plus(r.s3.get_object.key),
+                r.s3.get_object.get("eTag"),
+                r.s3.get_object.get("versionId"),
+            )
             for r in S3Event(body).records
         ]  # read them all first: a malformed record fails the message before any is scored
         manifests = []
-        for bucket, key, etag in objects:
-            manifest = self.score_object(bucket, key, f'"{etag}"' if etag else None)
+        for bucket, key, etag, version_id in objects:
+            manifest = self.score_object(bucket, key, f'"{etag}"' if etag else None, version_id)
             if manifest is not None and not manifest.duplicate:
                 manifests.append(manifest)
         return manifests
 
-    def score_object(self, bucket: str, key: str, etag: str | None) -> BatchManifest | None:
-        """Score one object; None when the key is outside incoming/ (not ours to score)."""
+    def score_object(
+        self, bucket: str, key: str, etag: str | None, version_id: str | None = None
+    ) -> BatchManifest | None:
+        """Score the object version an event names; None when the key is outside incoming/
+        (not ours to score) or the event is stale (a newer upload's event scores that one)."""
         if not key.startswith(self.config.storage.incoming_prefix):
             logger.info(
                 "ignoring s3://%s/%s: not under %s",
@@ -86,7 +94,10 @@ class BatchService:
             )
             return None
         try:
-            manifest = self.job.score_s3_object(self.s3, bucket, key, etag)
+            manifest = self.job.score_s3_object(self.s3, bucket, key, etag, version_id=version_id)
+        except StaleEventError as exc:
+            logger.warning("skipping a stale event: %s", exc)
+            return None
         except Exception:
             # Transient (classified in skylift.batch.errors): nothing final was written.
             logger.exception("s3://%s/%s: not scored now; the message will be retried", bucket, key)

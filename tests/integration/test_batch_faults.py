@@ -28,7 +28,7 @@ from urllib3.exceptions import ProtocolError
 from urllib3.exceptions import ReadTimeoutError as URLLib3ReadTimeoutError
 
 from skylift.batch import output_keys
-from tests.helpers import load_event
+from tests.helpers import create_signing_key, load_event
 
 pytestmark = pytest.mark.usefixtures("isolated_logging")
 
@@ -56,7 +56,8 @@ def bucket(endpoint, churn_config, churn_bundle) -> str:
     name = churn_config.storage.bucket
     s3.create_bucket(Bucket=name)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    registry = ModelRegistry.from_config(churn_config, s3_client=s3)
+    create_signing_key(churn_config, endpoint)
+    registry = ModelRegistry.from_config(churn_config, s3_client=s3, endpoint_url=endpoint)
     registry.promote(registry.register(churn_bundle).version or 0)
     return name
 
@@ -431,3 +432,99 @@ def test_a_failed_multipart_commit_aborts_its_upload(
     assert open_uploads(s3, bucket, key) == []  # aborted, not left for the lifecycle rule
     assert keys_under(s3, bucket, key) == []  # and nothing visible
     writer.abort()  # the job's own abort after the failed commit: a no-op, no error
+
+
+# ---- 3. exactly the version the event names, once ------------------------------------------------
+
+UNVERSIONED = "skylift-faults-unversioned"
+
+
+@pytest.fixture(params=["versioned", "unversioned"])
+def data_bucket(request, s3, bucket) -> str:
+    """The stack's versioned bucket, or an unversioned one (the event has no versionId)."""
+    if request.param == "versioned":
+        return bucket
+    if UNVERSIONED not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=UNVERSIONED)
+    return UNVERSIONED
+
+
+def test_a_stale_event_is_skipped_and_the_manifest_names_the_bytes_scored(
+    app, s3, data_bucket, churn_config, clean_csv, caplog
+):
+    key = "incoming/faults/stale.csv"
+    first = upload(s3, data_bucket, key, clean_csv.encode())
+    longer = clean_csv + clean_csv.splitlines()[1] + "\n"
+    second = upload(s3, data_bucket, key, longer.encode())  # 41 rows, before event 1 is read
+    assert failures(app.handler(sqs_event(data_bucket, first), None)) == []
+    assert manifest_of(s3, data_bucket, churn_config, key) is None  # not 41 rows under ETag 1
+    assert any("stale" in r.getMessage() and key in r.getMessage() for r in caplog.records)
+    assert failures(app.handler(sqs_event(data_bucket, second), None)) == []
+    manifest = manifest_of(s3, data_bucket, churn_config, key)
+    assert manifest is not None and manifest["rows_read"] == 41
+    head = s3.head_object(Bucket=data_bucket, Key=key)
+    assert manifest["input_etag"] == head["ETag"] == f'"{second["eTag"]}"'
+    assert manifest["input_version_id"] == second.get("versionId")
+    assert manifest["input_size"] == head["ContentLength"] == len(longer.encode())
+
+
+def test_a_new_version_with_the_same_bytes_is_not_a_duplicate(
+    app, s3, bucket, churn_config, clean_csv
+):
+    key = "incoming/faults/same-bytes.csv"
+    first = upload(s3, bucket, key, clean_csv.encode())
+    assert failures(app.handler(sqs_event(bucket, first), None)) == []
+    assert manifest_of(s3, bucket, churn_config, key)["input_version_id"] == first["versionId"]  # type: ignore[index]
+    again = upload(s3, bucket, key, clean_csv.encode())  # same ETag, a new version
+    assert again["eTag"] == first["eTag"] and again["versionId"] != first["versionId"]
+    assert failures(app.handler(sqs_event(bucket, again), None)) == []
+    assert manifest_of(s3, bucket, churn_config, key)["input_version_id"] == again["versionId"]  # type: ignore[index]
+    redelivered = manifest_of(s3, bucket, churn_config, key)
+    assert failures(app.handler(sqs_event(bucket, again), None)) == []  # now it is a duplicate
+    assert manifest_of(s3, bucket, churn_config, key) == redelivered
+
+
+def test_a_manifest_committed_for_another_version_meanwhile_is_not_a_duplicate(
+    app, s3, bucket, churn_config, clean_csv
+):
+    """Two uploads of one key scored at once: the worker for the old one commits first."""
+    key = "incoming/faults/race.csv"
+    manifest_key = output_keys(churn_config, key).manifest
+    first = upload(s3, bucket, key, clean_csv.encode())
+    assert failures(app.handler(sqs_event(bucket, first), None)) == []
+    old_manifest = s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read()
+    s3.delete_object(Bucket=bucket, Key=manifest_key)
+    longer = clean_csv + clean_csv.splitlines()[1] + "\n"
+    second = upload(s3, bucket, key, longer.encode())
+    state = {"raced": False}
+
+    def racing_worker_commits_first(request: Any, **kwargs: Any) -> None:
+        if request.url.endswith(".manifest.json") and not state["raced"]:
+            state["raced"] = True
+            s3.put_object(Bucket=bucket, Key=manifest_key, Body=old_manifest)
+
+    app.service.s3.meta.events.register("before-send.s3.PutObject", racing_worker_commits_first)
+    assert failures(app.handler(sqs_event(bucket, second), None)) == ["message-0"]  # retried
+    assert state["raced"]
+    assert manifest_of(s3, bucket, churn_config, key)["input_etag"] == f'"{first["eTag"]}"'  # type: ignore[index]
+    assert failures(app.handler(sqs_event(bucket, second), None)) == []  # the redelivery
+    manifest = manifest_of(s3, bucket, churn_config, key)
+    assert manifest is not None and manifest["input_version_id"] == second["versionId"]
+    assert manifest["rows_read"] == 41
+
+
+def test_an_upload_landing_mid_read_makes_the_event_stale(app, s3, bucket, churn_config, clean_csv):
+    key = "incoming/faults/mid-read.csv"
+    first = upload(s3, bucket, key, clean_csv.encode())
+    longer = clean_csv + clean_csv.splitlines()[1] + "\n"
+    landed: dict[str, Any] = {}
+
+    def upload_lands(http_response: Any, **kwargs: Any) -> None:
+        if key in http_response.url and not landed:
+            landed.update(upload(s3, bucket, key, longer.encode()))
+
+    app.service.s3.meta.events.register("after-call.s3.GetObject", upload_lands)
+    assert failures(app.handler(sqs_event(bucket, first), None)) == []
+    assert landed and manifest_of(s3, bucket, churn_config, key) is None  # not committed
+    assert failures(app.handler(sqs_event(bucket, landed), None)) == []
+    assert manifest_of(s3, bucket, churn_config, key)["rows_read"] == 41  # type: ignore[index]
