@@ -289,6 +289,23 @@ class BatchConfig(_Section):
     sqs_batch_size: int = Field(
         default=1, ge=1, le=10, description="S3 events per batch invocation (files per call)."
     )
+    max_decompressed_bytes: int = Field(
+        default=10 * 1024**3,
+        ge=1,
+        description="Largest file (once decompressed) a batch job reads; a bigger one fails "
+        "for good (a gzip bomb).",
+    )
+    max_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Time one file may take to read and score before it fails for good; none "
+        "= `timeout_seconds` - 60 (a minute left to commit).",
+    )
+
+    @property
+    def file_seconds(self) -> int:
+        """The per-file time budget: ``max_seconds`` or the timeout less a minute to commit."""
+        return self.max_seconds or max(self.timeout_seconds - 60, self.timeout_seconds // 2)
 
 
 class RetrainConfig(_Section):

@@ -27,7 +27,7 @@ import pandas as pd
 
 from skylift.batch.errors import CommitConflictError, permanent_reason
 from skylift.batch.manifest import BatchManifest, OutputKeys, output_keys
-from skylift.batch.readers import Format, RawChunk, detect_format, read_chunks
+from skylift.batch.readers import Format, RawChunk, ReadLimits, detect_format, read_chunks
 from skylift.batch.sinks import LocalSink, S3Sink, Sink, Writer
 from skylift.batch.source import ObjectVersion, current_version, open_version
 from skylift.config import SkyliftConfig
@@ -38,6 +38,8 @@ __all__ = ["BatchJob", "BatchManifest", "ProgressCallback", "output_keys"]
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int], None]  # called with the rows of each chunk read
+
+QUARANTINED_ROW_CHARS = 64 * 1024
 
 
 @dataclass
@@ -76,9 +78,16 @@ class _Outputs:
 class BatchJob:
     """Scores objects with the model ``scorer()`` returns (the champion, kept warm)."""
 
-    def __init__(self, config: SkyliftConfig, scorer: Callable[[], Scorer]) -> None:
+    def __init__(
+        self,
+        config: SkyliftConfig,
+        scorer: Callable[[], Scorer],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
         self._scorer = scorer
+        self._clock = clock  # for [batch].max_seconds
 
     # ---- entry points ------------------------------------------------------------------------
 
@@ -201,9 +210,16 @@ class BatchJob:
         content = "application/x-ndjson" if out_fmt == "jsonl" else "text/csv"
         timings, tally = Timings(), Tally()
         schema = scorer.schema
+        limits = ReadLimits.start(
+            self.config.batch.max_decompressed_bytes, self.config.batch.file_seconds, self._clock
+        )
         with self._writers(sink, keys, content, out_fmt) as outputs:
             columns, chunks = read_chunks(
-                stream, fmt, gzipped=gzipped, chunk_rows=self.config.batch.chunk_rows
+                stream,
+                fmt,
+                gzipped=gzipped,
+                chunk_rows=self.config.batch.chunk_rows,
+                limits=limits,
             )
             if fmt != "jsonl":
                 schema.check_columns(columns)
@@ -214,6 +230,7 @@ class BatchJob:
                 tally.rows_read += chunk.rows
                 tally.blank_lines_skipped += chunk.blank_lines
                 self._score_chunk(chunk, scorer, outputs, tally, timings, fmt)
+                limits.check_time()  # Parquet has no byte stream to check it on
                 if progress is not None:
                     progress(chunk.rows)
             if outputs.predictions_header and out_fmt == "csv":
@@ -290,7 +307,7 @@ class BatchJob:
             outputs.predictions.write(_encode(scored, outputs.fmt, outputs.predictions_header))
             outputs.predictions_header = False
         if rejected_rows:
-            rejected_rows.sort()
+            rejected_rows = sorted(_bounded(*row) for row in rejected_rows)
             quarantine = pd.DataFrame(rejected_rows, columns=["line", "row", "reason"])
             outputs.quarantine.write(_encode(quarantine, outputs.fmt, outputs.quarantine_header))
             outputs.quarantine_header = False
@@ -298,6 +315,18 @@ class BatchJob:
         timings.write += time.perf_counter() - clock
         tally.rows_scored += len(scored)
         tally.rows_quarantined += len(rejected_rows)
+
+
+def _bounded(line: int, row: str, reason: str) -> tuple[int, str, str]:
+    """A quarantined row keeps its text, up to QUARANTINED_ROW_CHARS (the reason says so
+    when cut): enough to see what is wrong without one row outgrowing the chunk."""
+    if len(row) <= QUARANTINED_ROW_CHARS:
+        return line, row, reason
+    return (
+        line,
+        row[:QUARANTINED_ROW_CHARS],
+        f"{reason} (row cut to its first {QUARANTINED_ROW_CHARS:,} of {len(row):,} characters)",
+    )
 
 
 def _encode(frame: pd.DataFrame, fmt: Format, header: bool) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import gzip
 import importlib
+import io
 import json
 import logging
 import sys
@@ -528,3 +529,96 @@ def test_an_upload_landing_mid_read_makes_the_event_stale(app, s3, bucket, churn
     assert landed and manifest_of(s3, bucket, churn_config, key) is None  # not committed
     assert failures(app.handler(sqs_event(bucket, landed), None)) == []
     assert manifest_of(s3, bucket, churn_config, key)["rows_read"] == 41  # type: ignore[index]
+
+
+# ---- 5. malformed CSV keeps counting physical rows; bounded files -------------------------------
+
+
+def batch_job(app: Any, config: Any, clock: Callable[[], float] | None = None, **batch: Any) -> Any:
+    from skylift.batch import BatchJob
+
+    changed = config.model_copy(update={"batch": config.batch.model_copy(update=batch)})
+    if clock is None:
+        return BatchJob(changed, app.service.scorer)
+    return BatchJob(changed, app.service.scorer, clock=clock)
+
+
+def test_an_unterminated_quote_is_named_and_every_physical_row_counted(
+    app, s3, bucket, churn_config, churn_frame
+):
+    text = churn_frame.head(500).drop(columns=["churned"]).to_csv(index=False)
+    lines = text.splitlines()
+    cells = lines[100].split(",")
+    cells[2] = '"' + cells[2]  # data row 100 (physical line 101) opens a quote, never closes it
+    lines[100] = ",".join(cells)
+    key = "incoming/faults/unterminated.csv"
+    upload(s3, bucket, key, ("\n".join(lines) + "\n").encode())
+    manifest = batch_job(app, churn_config, chunk_rows=64).score_s3_object(
+        app.service.s3, bucket, key
+    )
+    assert (manifest.rows_read, manifest.rows_scored, manifest.rows_quarantined) == (500, 499, 1)
+    import pandas as pd
+
+    body = s3.get_object(Bucket=bucket, Key=manifest.quarantine_key)["Body"].read().decode()
+    row = pd.read_csv(io.StringIO(body)).iloc[0]
+    assert row["line"] == 101 and row["row"] == lines[100]  # the row as it came
+    assert row["reason"].startswith("unterminated quoted field starting at line 101")
+
+
+def test_a_quarantined_over_long_row_keeps_its_content(app, s3, bucket, churn_config, clean_csv):
+    from skylift.batch.job import QUARANTINED_ROW_CHARS
+
+    lines = clean_csv.splitlines()
+    cells = lines[5].split(",")
+    cells[4] = '"' + "x" * 200_000 + '"'  # over csv's field size limit (131,072)
+    lines[5] = ",".join(cells)
+    key = "incoming/faults/over-long.csv"
+    upload(s3, bucket, key, ("\n".join(lines) + "\n").encode())
+    manifest = batch_job(app, churn_config).score_s3_object(app.service.s3, bucket, key)
+    assert (manifest.rows_read, manifest.rows_scored, manifest.rows_quarantined) == (40, 39, 1)
+    body = s3.get_object(Bucket=bucket, Key=manifest.quarantine_key)["Body"].read().decode()
+    import pandas as pd
+
+    row = pd.read_csv(io.StringIO(body)).iloc[0]
+    assert row["line"] == 6 and len(row["row"]) == QUARANTINED_ROW_CHARS
+    assert row["row"].startswith(",".join(cells[:4]) + ',"xxx')
+    assert (
+        "field larger than field limit" in row["reason"] and "row cut to its first" in row["reason"]
+    )
+
+
+def blank_lines_gz(megabytes: int, clean_csv: str) -> bytes:
+    header = clean_csv.splitlines()[0].encode()
+    return gzip.compress(header + b"\n" * (megabytes * 1024 * 1024))
+
+
+def test_a_gzip_bomb_fails_for_good_past_max_decompressed_bytes(
+    app, s3, bucket, churn_config, clean_csv
+):
+    key = "incoming/faults/bomb.csv.gz"
+    body = blank_lines_gz(4, clean_csv)
+    assert len(body) < 10_000  # a few KB that decompress to 4 MB
+    upload(s3, bucket, key, body)
+    job = batch_job(app, churn_config, max_decompressed_bytes=1024 * 1024)
+    manifest = job.score_s3_object(app.service.s3, bucket, key)
+    assert manifest.status == "failed"
+    assert "larger than [batch].max_decompressed_bytes = 1,048,576 bytes" in (manifest.reason or "")
+
+
+def test_a_file_over_its_time_budget_fails_for_good(app, s3, bucket, churn_config, clean_csv):
+    key = "incoming/faults/slow.csv.gz"
+    upload(s3, bucket, key, blank_lines_gz(1, clean_csv))
+    ticks = iter(range(1_000_000))  # one second per look at the clock: no real waiting
+
+    def clock() -> float:
+        return float(next(ticks))
+
+    job = batch_job(app, churn_config, clock=clock, max_seconds=5)
+    manifest = job.score_s3_object(app.service.s3, bucket, key)
+    assert manifest.status == "failed"
+    assert "takes longer than [batch].max_seconds = 5 s" in (manifest.reason or "")
+
+
+def test_the_default_time_budget_leaves_a_minute_to_commit(churn_config):
+    assert churn_config.batch.max_seconds is None
+    assert churn_config.batch.file_seconds == churn_config.batch.timeout_seconds - 60
