@@ -120,11 +120,17 @@ class BatchJob:
         ):
             logger.info("%s already scored by version %s", version.uri, scorer.version)
             return existing.model_copy(update={"duplicate": True})
+
+        # Commit (outputs, then the manifest) only while this is still the current version:
+        # after a newer upload, that upload's event owns the outputs and scores them.
+        def still_current() -> None:
+            current_version(s3, bucket, key, version.etag, version.version_id)
+
         stream = open_version(s3, version)
-        manifest = self._score(stream, key, keys, bucket, version, sink, scorer, progress)
-        # Commit only while this is still the current version: after a newer upload, that
-        # upload's event owns the outputs (and scores them again).
-        current_version(s3, bucket, key, version.etag, version.version_id)
+        manifest = self._score(
+            stream, key, keys, bucket, version, sink, scorer, progress, before_commit=still_current
+        )
+        still_current()
         if not sink.write_manifest(keys.manifest, manifest, manifest_etag):
             winner, _ = sink.read_manifest(keys.manifest)
             if winner is not None and winner.describes(version):
@@ -163,6 +169,7 @@ class BatchJob:
         scorer: Scorer,
         progress: ProgressCallback | None,
         source: str | None = None,
+        before_commit: Callable[[], None] | None = None,
     ) -> BatchManifest:
         started = datetime.now(UTC)
         base: dict[str, Any] = {
@@ -178,7 +185,9 @@ class BatchJob:
         }
         try:
             fmt, gzipped = detect_format(key)
-            tally, timings, outputs = self._run(stream, fmt, gzipped, sink, scorer, keys, progress)
+            tally, timings, outputs = self._run(
+                stream, fmt, gzipped, sink, scorer, keys, progress, before_commit
+            )
         except Exception as exc:
             reason = permanent_reason(exc)
             if reason is None:
@@ -205,6 +214,7 @@ class BatchJob:
         scorer: Scorer,
         keys: OutputKeys,
         progress: ProgressCallback | None,
+        before_commit: Callable[[], None] | None = None,
     ) -> tuple[Tally, Timings, _Outputs]:
         out_fmt: Format = "jsonl" if fmt == "jsonl" else "csv"
         content = "application/x-ndjson" if out_fmt == "jsonl" else "text/csv"
@@ -239,6 +249,8 @@ class BatchJob:
                 if schema.id_column:
                     columns.insert(0, schema.id_column)
                 outputs.predictions.write((",".join([*columns, "model_version"]) + "\n").encode())
+            if before_commit is not None:
+                before_commit()  # raising here aborts the outputs: nothing becomes visible
         return tally, timings, outputs
 
     @contextmanager

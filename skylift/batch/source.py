@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from botocore.exceptions import ClientError
 
-from skylift.batch.errors import PermanentBatchError, SourceReadError, StaleEventError
+from skylift.batch.errors import SourceReadError, StaleEventError
 
 __all__ = ["GuardedSource", "ObjectVersion", "current_version", "open_version"]
 
@@ -55,7 +55,8 @@ def current_version(
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in NOT_FOUND:
-            raise PermanentBatchError(f"s3://{bucket}/{key} no longer exists") from exc
+            # Deleted since the event: nothing to score, and no retry will change that.
+            raise StaleEventError(f"s3://{bucket}/{key} no longer exists") from exc
         raise
     current = ObjectVersion(
         bucket=bucket,

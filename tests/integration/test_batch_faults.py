@@ -527,6 +527,7 @@ def test_an_upload_landing_mid_read_makes_the_event_stale(app, s3, bucket, churn
     app.service.s3.meta.events.register("after-call.s3.GetObject", upload_lands)
     assert failures(app.handler(sqs_event(bucket, first), None)) == []
     assert landed and manifest_of(s3, bucket, churn_config, key) is None  # not committed
+    assert keys_under(s3, bucket, output_keys(churn_config, key).predictions) == []  # aborted
     assert failures(app.handler(sqs_event(bucket, landed), None)) == []
     assert manifest_of(s3, bucket, churn_config, key)["rows_read"] == 41  # type: ignore[index]
 
@@ -622,3 +623,14 @@ def test_a_file_over_its_time_budget_fails_for_good(app, s3, bucket, churn_confi
 def test_the_default_time_budget_leaves_a_minute_to_commit(churn_config):
     assert churn_config.batch.max_seconds is None
     assert churn_config.batch.file_seconds == churn_config.batch.timeout_seconds - 60
+
+
+def test_an_event_for_a_deleted_object_is_skipped_not_retried(
+    app, s3, bucket, churn_config, clean_csv, caplog
+):
+    key = "incoming/faults/deleted.csv"
+    event = sqs_event(bucket, upload(s3, bucket, key, clean_csv.encode()))
+    s3.delete_object(Bucket=bucket, Key=key)
+    assert failures(app.handler(event, None)) == []
+    assert manifest_of(s3, bucket, churn_config, key) is None
+    assert any("no longer exists" in r.getMessage() for r in caplog.records)
