@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from skylift.cli.main import cli, console, user_errors
+from skylift.cli.main import cli, console
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "churn"
 
@@ -30,7 +30,6 @@ EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "churn"
     show_default=True,
     help="Where the HTML report is written.",
 )
-@user_errors
 def demo(example_dir: Path, rows: int, batch_rows: int, workdir: Path) -> None:
     """Start the local stack, then train, promote, score over HTTP, batch-score via S3 and
     SQS, monitor, report and retrain on shifted data; print a summary; stop everything."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from skylift.cli.main import CliState, cli, console, pass_state, user_errors
+from skylift.cli.main import CliState, cli, console, pass_state
 
 __all__ = ["local"]
 
@@ -40,7 +40,6 @@ def local() -> None:
 @click.option("--api-key", default=None, help="API key to require (default: a random one).")
 @click.option("--no-clock", is_flag=True, help="Fire schedules on demand only.")
 @pass_state
-@user_errors
 def up(state: CliState, port: int, aws_port: int, api_key: str | None, no_clock: bool) -> None:
     """Run the local stack in the foreground until Ctrl-C."""
     import logging
@@ -104,7 +103,6 @@ def _print_endpoints(stack: Any, state_path: Path) -> None:
 @click.argument("name")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for the run.")
 @pass_state
-@user_errors
 def trigger(state: CliState, name: str, timeout: float) -> None:
     """Fire schedule NAME (retrain, monitor) on the running `skylift local up` now."""
     from skylift.local.state import CONTROL_TOKEN_HEADER, LocalStackError, StackState

@@ -7,7 +7,7 @@ import json
 import click
 from rich.table import Table
 
-from skylift.cli.main import CliState, cli, console, pass_state, user_errors
+from skylift.cli.main import CliState, cli, console, pass_state
 from skylift.registry import DEFAULT_ALIAS, ModelRegistry
 
 
@@ -20,7 +20,6 @@ from skylift.registry import DEFAULT_ALIAS, ModelRegistry
 )
 @click.option("--promote/--no-promote", default=False, help="Make the new version the champion.")
 @pass_state
-@user_errors
 def train(state: CliState, data: str | None, promote: bool) -> None:
     """Run the training entry point, evaluate on a holdout, build the bundle and register it."""
     from skylift.training import TrainingError, train_and_register
@@ -49,7 +48,6 @@ def models() -> None:
 
 @models.command("list")
 @pass_state
-@user_errors
 def list_models(state: CliState) -> None:
     """List the registered versions, their metrics and aliases."""
     registry = state.registry()
@@ -84,7 +82,6 @@ def list_models(state: CliState) -> None:
 @click.argument("version", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
 @pass_state
-@user_errors
 def describe(state: CliState, version: str | None, as_json: bool) -> None:
     """Show one version (a number or an alias; default: champion)."""
     registry = state.registry()
@@ -126,7 +123,6 @@ def describe(state: CliState, version: str | None, as_json: bool) -> None:
 @click.option("--alias", default=DEFAULT_ALIAS, show_default=True)
 @click.option("--reason", default="manual promotion")
 @pass_state
-@user_errors
 def promote(state: CliState, version: str, alias: str, reason: str) -> None:
     """Point an alias (champion by default) at VERSION."""
     registry = state.registry()
@@ -140,7 +136,6 @@ def promote(state: CliState, version: str, alias: str, reason: str) -> None:
 @models.command()
 @click.option("--alias", default=DEFAULT_ALIAS, show_default=True)
 @pass_state
-@user_errors
 def rollback(state: CliState, alias: str) -> None:
     """Point an alias back at the version it named before."""
     registry = state.registry()
