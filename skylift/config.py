@@ -30,8 +30,10 @@ from skylift.config_sections import (
     ApiConfig,
     BatchConfig,
     DeployConfig,
+    FeatureDeclaration,
     ModelConfig,
     MonitorConfig,
+    RegistryConfig,
     RetrainConfig,
     StorageConfig,
 )
@@ -42,8 +44,10 @@ __all__ = [
     "BatchConfig",
     "ConfigError",
     "DeployConfig",
+    "FeatureDeclaration",
     "ModelConfig",
     "MonitorConfig",
+    "RegistryConfig",
     "RetrainConfig",
     "SkyliftConfig",
     "StorageConfig",
@@ -74,7 +78,10 @@ def config_reference() -> str:
         if section == "config_path":
             continue
         model = info.annotation
-        lines += [f"#### `[{section}]`", "", "| field | default | meaning |", "|---|---|---|"]
+        title = f"[{section}]"
+        if section == "features":  # a table of tables, one per column
+            model, title = FeatureDeclaration, "[features.<column>]"
+        lines += [f"#### `{title}`", "", "| field | default | meaning |", "|---|---|---|"]
         aliases = {field: env for env, (sec, field) in ENV_ALIASES.items() if sec == section}
         for name, field in model.model_fields.items():  # type: ignore[union-attr]
             if field.is_required():
@@ -120,11 +127,14 @@ class SkyliftConfig(BaseSettings):
 
     model: ModelConfig
     storage: StorageConfig
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    # Per-column declarations ([features.<column>]) that override the inferred schema.
+    features: dict[str, FeatureDeclaration] = Field(default_factory=dict)
     # Where the file was read from; relative paths in it resolve against its folder.
     config_path: Path | None = Field(default=None, exclude=True)
 
@@ -178,6 +188,18 @@ class SkyliftConfig(BaseSettings):
         return self.api.snap_start
 
     @property
+    def signing_key(self) -> str | None:
+        """The KMS key versions are signed with ([registry]), or None when signing is off."""
+        if self.registry.signing == "none":
+            return None
+        return self.registry.signing_key_id or self.default_signing_alias
+
+    @property
+    def default_signing_alias(self) -> str:
+        """The alias of the key the stack provisions (CDK, and the local stack in moto)."""
+        return f"alias/{self.deploy.stack_prefix.lower()}-{self.model.name}-signing"
+
+    @property
     def project_dir(self) -> Path:
         return self.config_path.parent if self.config_path else Path.cwd()
 
@@ -203,6 +225,8 @@ def _describe_error(path: Path, error: Any) -> str:
     field = ".".join(str(part) for part in loc) or "(top level)"
     section, _, rest = field.partition(".")
     where = f"[{section}].{rest}" if rest else field
+    if section == "features" and len(loc) > 1:  # [features.<column>].<field>
+        where = f"[features.{loc[1]}]" + "".join(f".{part}" for part in loc[2:])
     env_name = "SKYLIFT_" + "__".join(str(part).upper() for part in loc)
     env_name += "".join(f" or {env}" for env, at in ENV_ALIASES.items() if at == tuple(loc))
     message = error.get("msg", "invalid")

@@ -234,6 +234,7 @@ class LocalStack:
             firehose=self.client("firehose"),
             events=self.client("events"),
             region=self.region,
+            kms=self.client("kms"),
         )
 
     @property
