@@ -64,10 +64,21 @@ class CliState:
     def client(self, service: str) -> Any:
         from skylift import aws
 
-        return aws.client(service, endpoint_url=self.endpoint_url)
+        # A service's own endpoint wins, as in botocore: the local stack sends EventBridge
+        # PutEvents to its event bus (AWS_ENDPOINT_URL_EVENTBRIDGE), everything else to moto.
+        service_endpoint = os.environ.get(f"AWS_ENDPOINT_URL_{_service_id(service)}")
+        return aws.client(service, endpoint_url=service_endpoint or self.endpoint_url)
 
 
 pass_state = click.make_pass_decorator(CliState)
+
+
+def _service_id(service: str) -> str:
+    """The suffix botocore reads a service's own endpoint from (``events`` -> EVENTBRIDGE)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model(service)
+    return str(model.service_id).replace(" ", "_").upper()
 
 
 def user_errors(function: F) -> F:

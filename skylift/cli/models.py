@@ -134,7 +134,6 @@ def describe(state: CliState, version: str | None, as_json: bool) -> None:
 @models.command()
 @click.argument("version", required=False)
 @pass_state
-@user_errors
 def verify(state: CliState, version: str | None) -> None:
     """Re-check one version (default: champion) without unpickling it: its signature, the
     artifact's sha256 and the runtime it was written by. Exits 1 if any check fails."""
