@@ -124,5 +124,40 @@ def trigger(state: CliState, name: str, timeout: float) -> None:
             f"trigger {name}: the local stack at {stack.control_url} does not answer "
             f"({exc.reason}); is `skylift local up` still running?"
         ) from None
-    console.print(f"{name} ran in {payload['seconds']:.1f} s")
-    console.print_json(json.dumps(payload.get("result")))
+    console.print(f"{name} ran in {payload['seconds']:.1f} s", markup=False)
+    for line in summary_lines(payload.get("result")):
+        console.print(line, markup=False)
+
+
+def summary_lines(result: Any) -> list[str]:
+    """A scheduled function's reply (its report's summary) as lines a person reads."""
+    if not isinstance(result, dict):
+        return [json.dumps(result)]
+    lines = []
+    if "max_psi" in result:  # the monitor
+        drifted = result.get("drifted_features") or []
+        psi = result.get("max_psi")
+        lines.append(
+            ("max PSI " + (f"{psi:.3f}" if isinstance(psi, int | float) else "n/a"))
+            + (f"; drifted: {', '.join(drifted)}" if drifted else "; no feature drifted")
+        )
+        if drifted:
+            sent = result.get("drift_event_published")
+            lines.append("drift event " + ("published" if sent else "NOT published"))
+        live = result.get("live_metrics") or {}
+        shown = ", ".join(
+            f"{k} {v:.4f}" for k, v in live.items() if k != "rows" and isinstance(v, float)
+        )
+        lines.append(
+            f"live metrics on {live.get('rows')} labelled rows: {shown}"
+            if shown
+            else "live metrics: no labels joined in the window"
+        )
+    elif "promoted" in result:  # the retrain
+        verdict = "promoted" if result.get("promoted") else "not promoted"
+        lines.append(f"{result.get('status')}: challenger {verdict}: {result.get('reason')}")
+    else:
+        lines += [f"{key}: {value}" for key, value in result.items() if key != "report_key"]
+    if result.get("report_key"):
+        lines.append(f"report: {result['report_key']}")
+    return lines

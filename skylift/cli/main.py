@@ -34,8 +34,9 @@ err_console = Console(stderr=True, highlight=False)
 PIPED_WIDTH = 1000
 
 
-def _fit_consoles_to_output() -> None:
-    for output in (console, err_console):
+def fit_to_output(*consoles: Console) -> None:
+    """Piped output: no wrapping, tables at full width."""
+    for output in consoles or (console, err_console):
         if not output.is_terminal:
             output.width = PIPED_WIDTH
             output.soft_wrap = True
@@ -218,7 +219,7 @@ def share_global_options(command: click.Command) -> None:
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, endpoint_url: str | None) -> None:
     """skylift: put a scikit-learn model into production on AWS, from one config file."""
-    _fit_consoles_to_output()
+    fit_to_output()
     if endpoint_url:
         # Child boto3 clients (and subprocesses) pick the endpoint up from the environment too.
         os.environ["AWS_ENDPOINT_URL"] = endpoint_url

@@ -286,6 +286,15 @@ class LocalStack:
             raise LocalStackError("the local stack is not running")
         return self.scheduler.trigger(name)
 
+    def wait_for_events(self, timeout: float = 300.0) -> None:
+        """Until every EventBridge event put so far has reached its targets (and they ran)."""
+        if self.events is None:
+            raise LocalStackError("the local stack is not running")
+        try:
+            self.events.wait_idle(timeout)
+        except TimeoutError as exc:
+            raise LocalStackError(str(exc)) from None
+
     def wait_for_object(self, key: str, timeout: float = 60.0, interval: float = 0.2) -> bytes:
         """The object's bytes once it exists in the bucket; LocalStackError after ``timeout``."""
         s3 = self.client("s3")
