@@ -156,8 +156,8 @@ def summary_lines(result: Any) -> list[str]:
     elif "promoted" in result:  # the retrain
         verdict = "promoted" if result.get("promoted") else "not promoted"
         lines.append(f"{result.get('status')}: challenger {verdict}: {result.get('reason')}")
-    else:
-        lines += [f"{key}: {value}" for key, value in result.items() if key != "report_key"]
+    else:  # another handler's reply: shown as it is
+        return [json.dumps(result, indent=2, default=str)]
     if result.get("report_key"):
         lines.append(f"report: {result['report_key']}")
     return lines
