@@ -52,7 +52,7 @@ def test_invoke_score_prints_the_reply(fresh_handler, champion):
 
 def test_invoke_shows_an_error_reply(fresh_handler, champion):
     result = run("score", "--event", str(EVENTS_DIR / "api_bad_types.json"))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # an HTTP error reply fails the command
     assert "status 400" in result.output
     assert '"validation_error"' in result.output
 
