@@ -22,7 +22,16 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
+from pydantic_core import PydanticCustomError
 
 from skylift.errors import SkyliftError
 
@@ -101,7 +110,15 @@ class FrameValidation:
     flag_counts: dict[str, int] = field(default_factory=dict)
 
 
+def _whole(value: float) -> float:
+    # 12.5 for a count the model only saw as whole numbers is a client's bug, not a value.
+    if not value.is_integer():
+        raise PydanticCustomError("not_whole", "not a whole number")
+    return value
+
+
 _Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+_WholeNumber = Annotated[_Number, AfterValidator(_whole)]
 _Text = Annotated[str, Field(strict=True)]
 _Id = Annotated[str | int, Field(union_mode="left_to_right")]
 
@@ -326,6 +343,10 @@ class FeatureSchema(BaseModel):
                     not_finite = np.isinf(numbers)
                     reject(not_finite, f"{feature.name}: not a finite number")
                     numbers = numbers.where(~not_finite, np.nan)
+                    if feature.integer:
+                        fractional = np.isfinite(numbers) & (numbers % 1 != 0)
+                        shown = numbers.astype(str)
+                        reject(fractional, f"{feature.name}: not a whole number: " + shown)
                     if feature.min is not None and feature.max is not None:
                         outside = (numbers < feature.min) | (numbers > feature.max)
                         if outside.any():
@@ -353,7 +374,9 @@ def _record_model(schema: FeatureSchema) -> type[BaseModel]:
     # Feature names need not be Python identifiers: fields get safe names and keep the real
     # name as their alias.
     for index, feature in enumerate(schema.features):
-        kind = _Number if isinstance(feature, NumericFeature) else _Text
+        kind: Any = _Text
+        if isinstance(feature, NumericFeature):
+            kind = _WholeNumber if feature.integer else _Number
         if feature.nullable:
             fields[f"f{index}"] = (kind | None, Field(default=None, alias=feature.name))
         else:
@@ -372,6 +395,7 @@ _PROBLEM_TEXT = {
     "model_type": "record must be a JSON object",
     "dict_type": "record must be a JSON object",
     "int_type": "must be a string or an integer",
+    "not_whole": "must be a whole number (an integer feature)",
 }
 
 

@@ -27,7 +27,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from skylift import observability
 from skylift.api_capture import CaptureSink, NullCapture, capture_lines
-from skylift.api_errors import ApiError, Detail, ErrorCode
+from skylift.api_errors import ApiError, Detail, ErrorCode, bounded_details
 from skylift.model_holder import ModelHolder
 from skylift.observability import Metric
 from skylift.scoring import Scorer
@@ -242,13 +242,15 @@ class ScoringService:
         assert validation.frame is not None
         scores = scorer.score(validation.frame)
         ids = validation.ids if scorer.schema.id_column else None
+        if ids:
+            _check_ids(ids, scorer.schema.id_column or "")
         predictions = scores.to_records(ids)
         self._request.records_scored = len(predictions)
         reply = {
             "model": scorer.name,
             "model_version": scorer.version,
             "predictions": predictions,
-            "warnings": [flag.as_dict() for flag in validation.flags],
+            "warnings": bounded_details([flag.as_dict() for flag in validation.flags]),
         }
         if self.capture.enabled and self.capture.sampled():
             self._capture(scorer, records, ids, predictions)
@@ -372,3 +374,27 @@ class ScoringService:
         except Exception:  # metrics never fail a request
             logger.exception("could not publish metrics")
             self.metrics.clear_metrics()
+
+
+MAX_ID_CHARS = 256
+
+
+def _check_ids(ids: list[Any], id_column: str) -> None:
+    """Ids are echoed in full (a cut id would no longer match its record): bound them instead.
+
+    Ids are strings or integers (the schema says so); an integer's digits count too.
+    """
+    long = [
+        Detail(
+            number, id_column, f"id is {len(str(value))} characters, the limit is {MAX_ID_CHARS}"
+        )
+        for number, value in enumerate(ids)
+        if value is not None and len(str(value)) > MAX_ID_CHARS
+    ]
+    if long:
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            f"{len(long)} record(s) have an id longer than {MAX_ID_CHARS} characters; "
+            "nothing was scored",
+            long,
+        )
