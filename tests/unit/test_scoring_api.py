@@ -848,3 +848,33 @@ def test_error_details_clip_echoed_names_and_the_message(service):
     event = api_event(body="{}", content_type="text/" + "p" * 5000)
     status, body, reply = call(service, event)
     assert status == 415 and len(body["error"]["message"]) < 1100
+
+
+# ---- threading -------------------------------------------------------------------------------
+
+
+def test_scoring_runs_with_the_thread_limit_the_function_environment_sets(
+    api_config, registry, champion, clock, monkeypatch
+):
+    """The local stack's functions share a process whose native libraries were loaded before
+    the function's environment was set: the service applies OMP_NUM_THREADS itself."""
+    from threadpoolctl import threadpool_info
+
+    from skylift.scoring import Scorer
+
+    seen: list[set[int]] = []
+    original = Scorer.score
+
+    def spy(self, frame):
+        seen.append({lib["num_threads"] for lib in threadpool_info()})
+        return original(self, frame)
+
+    monkeypatch.setattr(Scorer, "score", spy)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    holder = ModelHolder(registry, api_config.api.model_refresh_seconds, clock=clock)
+    service = build_service(api_config, holder, namespace="Skylift", service_name="skylift")
+    before = [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()]
+    status, body, _ = call(service, predict_event({"records": [RECORD]}))
+    assert status == 200, body
+    assert seen[-1] == {1}
+    assert [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()] == before
