@@ -22,7 +22,14 @@ from hypothesis import strategies as st
 from skylift.api_errors import ERROR_STATUS
 from skylift.serving import ModelHolder, build_service
 from skylift.topology import API_ROUTES
-from tests.helpers import RECORD, api_event, assert_error_shape, call, http_api_event
+from tests.helpers import (
+    RECORD,
+    api_event,
+    assert_error_shape,
+    call,
+    create_signing_key,
+    http_api_event,
+)
 
 settings.register_profile(
     "ci",
@@ -115,6 +122,7 @@ def fuzz_service(churn_config, churn_bundle):
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=churn_config.storage.bucket)
+        create_signing_key(churn_config)
         registry = ModelRegistry.from_config(churn_config, s3_client=s3)
         registry.promote(registry.register(churn_bundle).version)
         api = churn_config.api.model_copy(
