@@ -68,6 +68,7 @@ class SkyliftStack(cdk.Stack):
             topology=topology,
             api=self.serving.api,
             dlq=self.batch.dlq,
+            invocation_failures=self.scheduling.failures,
             functions=fns,
         )
         cdk.CfnOutput(self, "ApiUrl", value=self.serving.api.url)

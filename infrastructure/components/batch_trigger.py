@@ -59,6 +59,26 @@ class BatchTrigger(Construct):
                 self.queue, batch_size=topology.sqs_batch_size, report_batch_item_failures=True
             )
         )
+        # Why the Serverless pack's failure-destination findings do not apply to this path.
+        mapping = next(c for c in function.node.children if c.node.id.startswith("SqsEventSource"))
+        acknowledge(
+            mapping,
+            "Serverless-LambdaEventSourceMappingDestination",
+            "Lambda supports on-failure destinations for stream and Kafka sources, not SQS: a "
+            "failed message returns to the queue and moves to its redrive dead-letter queue "
+            "after maxReceiveCount.",
+        )
+        acknowledge(
+            function,
+            "Serverless-LambdaDLQ",
+            "Invoked synchronously by the SQS event source mapping only: failures go to the "
+            "batch queue's redrive dead-letter queue.",
+        )
+        acknowledge(
+            self.dlq,
+            "Serverless-SQSRedrivePolicy",
+            "This is the batch queue's dead-letter queue (alarmed); it has no queue after it.",
+        )
 
 
 def _notifications_handler_role(scope: Construct) -> IConstruct:

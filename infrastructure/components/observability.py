@@ -29,6 +29,7 @@ class Observability(Construct):
         topology: Topology,
         api: apigw.RestApi,
         dlq: sqs.Queue,
+        invocation_failures: sqs.Queue,
         functions: dict[str, lambda_.Function],
     ) -> None:
         super().__init__(scope, id)
@@ -80,6 +81,15 @@ class Observability(Construct):
                 dlq.metric_approximate_number_of_messages_visible(period=cdk.Duration.minutes(5)),
                 1,
                 "A batch file failed every retry and sits in the dead-letter queue.",
+            ),
+            "invocation-failures": make_alarm(
+                "InvocationFailures",
+                invocation_failures.metric_approximate_number_of_messages_visible(
+                    period=cdk.Duration.minutes(5)
+                ),
+                1,
+                "A scheduled or drift-triggered run failed after its retries, or could not be "
+                "delivered (the message says which and why).",
             ),
             "drift": make_alarm(
                 "Drift",

@@ -79,6 +79,12 @@ class Serving(Construct):
             ),
         )
         acknowledge(
+            function,
+            "Serverless-LambdaDLQ",
+            "Invoked synchronously by API Gateway only: an error goes back to the caller, "
+            "there is no asynchronous event to dead-letter.",
+        )
+        acknowledge(
             self.api,
             "AwsSolutions-APIG2",
             "The function validates every request against the model's schema and answers 400 "

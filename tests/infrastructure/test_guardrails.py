@@ -179,3 +179,60 @@ def test_no_acknowledgment_is_stack_or_app_wide(churn_config):
     score_reads = {r for p, r in acknowledged if p.endswith("/Functions/ScoreReads")}
     assert len(score_reads) == 1 and next(iter(score_reads)).endswith("/models/churn/*]")
     assert not [r for p, r in acknowledged if "/Functions/Score/" in p and "IAM5" in r]
+
+
+# ---- 9. the Serverless pack: failures of the asynchronous paths land somewhere -----------------
+
+
+def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def test_every_eventbridge_target_has_a_dlq_and_a_retry_policy(template_json):
+    rules = _resources(template_json, "AWS::Events::Rule")
+    assert len(rules) == 3  # retrain and monitor schedules, drift -> retrain
+    queues = set()
+    for rule in rules.values():
+        for target in rule["Properties"]["Targets"]:
+            queues.add(target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+            policy = target["RetryPolicy"]
+            assert policy["MaximumRetryAttempts"] >= 1 and policy["MaximumEventAgeInSeconds"] > 0
+    (queue,) = queues
+    assert template_json["Resources"][queue]["Type"] == "AWS::SQS::Queue"
+
+
+def test_scheduled_functions_send_async_failures_to_a_destination(template_json):
+    functions = {
+        handler.split(".")[1]: k
+        for k, f in _resources(template_json, "AWS::Lambda::Function").items()
+        if (handler := f["Properties"].get("Handler", "")).startswith("functions.")
+    }
+    configs = {
+        c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
+        for c in _resources(template_json, "AWS::Lambda::EventInvokeConfig").values()
+    }
+    assert set(configs) == {functions["retrain"], functions["monitor"]}
+    for config in configs.values():
+        destination = config["DestinationConfig"]["OnFailure"]["Destination"]
+        assert destination["Fn::GetAtt"][0].startswith("SchedulingInvocationFailures")
+
+
+def test_the_serverless_pack_fails_the_synth_on_a_target_without_a_dlq(churn_config):
+    """The zero-findings synth is the Serverless pack's too: a new schedule whose target has
+    no dead-letter queue breaks it."""
+    from pathlib import Path
+
+    from aws_cdk import aws_events as events
+    from aws_cdk import aws_events_targets as targets
+
+    from infrastructure.app import build_app
+
+    app, stack = build_app(churn_config, layer_dir=Path(__file__).parent, outdir=None)
+    events.Rule(
+        stack,
+        "Unguarded",
+        schedule=events.Schedule.expression("rate(1 day)"),
+        targets=[targets.LambdaFunction(stack.functions.functions["monitor"])],
+    )
+    with pytest.raises(Exception, match=r"Serverless-EventBusDLQ"):
+        app.synth()
