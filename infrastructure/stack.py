@@ -15,6 +15,7 @@ from constructs import Construct
 from infrastructure.components import (
     BatchTrigger,
     Functions,
+    ModelSigning,
     Observability,
     Scheduling,
     Serving,
@@ -52,6 +53,14 @@ class SkyliftStack(cdk.Stack):
             layer_dir=layer_dir,
         )
         fns = self.functions.functions
+        self.signing = ModelSigning(
+            self,
+            "Signing",
+            config=config,
+            topology=topology,
+            bucket=self.storage.bucket,
+            functions=fns,
+        )
         self.serving = Serving(
             self, "Serving", config=config, topology=topology, function=fns["score"]
         )
