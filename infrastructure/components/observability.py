@@ -105,6 +105,12 @@ class Observability(Construct):
                 "The scheduled retrain failed.",
             ),
         }
+        self.alarms["monitor"] = make_alarm(
+            "MonitorFailed",
+            functions["monitor"].metric_errors(period=cdk.Duration.hours(1), statistic="Sum"),
+            1,
+            "A monitoring run failed: drift and live accuracy went unchecked.",
+        )
         for alarm in self.alarms.values():
             alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
         self.dashboard = cloudwatch.Dashboard(

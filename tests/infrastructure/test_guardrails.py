@@ -236,3 +236,68 @@ def test_the_serverless_pack_fails_the_synth_on_a_target_without_a_dlq(churn_con
     )
     with pytest.raises(Exception, match=r"Serverless-EventBusDLQ"):
         app.synth()
+
+
+# ---- 10. alarms, concurrency, log retention -----------------------------------------------------
+
+
+def _function_ids(template: dict[str, Any]) -> dict[str, str]:
+    return {
+        handler.split(".")[1]: k
+        for k, f in _resources(template, "AWS::Lambda::Function").items()
+        if (handler := f["Properties"].get("Handler", "")).startswith("functions.")
+    }
+
+
+def test_monitor_and_retrain_errors_raise_alarms(template_json):
+    functions = _function_ids(template_json)
+    watched = {
+        dimension["Value"]["Ref"]
+        for alarm in _resources(template_json, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("MetricName") == "Errors"
+        for dimension in alarm["Properties"]["Dimensions"]
+        if dimension["Name"] == "FunctionName"
+    }
+    assert watched == {functions["monitor"], functions["retrain"]}
+
+
+def test_batch_cannot_starve_the_api(template_json, churn_config):
+    """The score function has concurrency of its own; the batch event source has a cap."""
+    functions = _resources(template_json, "AWS::Lambda::Function")
+    score = functions[_function_ids(template_json)["score"]]["Properties"]
+    assert score["ReservedConcurrentExecutions"] == churn_config.api.reserved_concurrency
+    (mapping,) = _resources(template_json, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["ScalingConfig"] == {
+        "MaximumConcurrency": churn_config.batch.max_concurrency
+    }
+
+
+def test_provisioned_concurrency_cannot_exceed_the_reservation(churn_config):
+    from pydantic import ValidationError
+
+    from skylift.config_sections import ApiConfig
+
+    with pytest.raises(ValidationError, match=r"provisioned_concurrency \(30\) must not exceed"):
+        ApiConfig(reserved_concurrency=20, provisioned_concurrency=30)
+    assert ApiConfig(reserved_concurrency=20, provisioned_concurrency=20)
+
+
+def test_api_execution_logs_and_the_notification_handler_logs_expire(template_json, churn_config):
+    groups = _resources(template_json, "AWS::Logs::LogGroup")
+    days = churn_config.deploy.log_retention_days
+    (api,) = _resources(template_json, "AWS::ApiGateway::RestApi")
+    execution = [
+        g
+        for g in groups.values()
+        if g["Properties"].get("LogGroupName")
+        == {"Fn::Join": ["", ["API-Gateway-Execution-Logs_", {"Ref": api}, "/prod"]]}
+    ]
+    assert len(execution) == 1 and execution[0]["Properties"]["RetentionInDays"] == days
+    (handler,) = [
+        f
+        for k, f in _resources(template_json, "AWS::Lambda::Function").items()
+        if k.startswith("BucketNotificationsHandler")
+    ]
+    group = handler["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    assert groups[group]["Properties"]["RetentionInDays"] == days
+    assert group in handler["DependsOn"]
