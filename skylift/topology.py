@@ -107,6 +107,7 @@ class Topology:
     queue_visibility_timeout_seconds: int
     max_receive_count: int
     sqs_batch_size: int
+    sqs_max_concurrency: int
     capture_stream: str
     capture_prefix: str
     capture_error_prefix: str
@@ -212,6 +213,7 @@ def describe(
         queue_visibility_timeout_seconds=min(6 * config.batch.timeout_seconds, 43_200),
         max_receive_count=config.batch.max_receive_count,
         sqs_batch_size=config.batch.sqs_batch_size,
+        sqs_max_concurrency=config.batch.max_concurrency,
         capture_stream=stream,
         capture_prefix=s.capture_prefix,
         capture_error_prefix=f"{s.reports_prefix}capture-errors/",
