@@ -150,6 +150,7 @@ class MonitorReport(_Report):
     max_psi: float | None = None
     drifted_features: list[str] = Field(default_factory=list)
     prediction_psi: float | None = None
+    positive_class: str | None = None  # P(this class) is what prediction PSI compares
     live_metrics: LiveMetrics | None = None
     notes: list[str] = Field(default_factory=list)
     drift_event_published: bool = False
