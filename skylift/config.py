@@ -9,6 +9,7 @@ delivery stream). A wrong or missing field raises :class:`ConfigError` naming fi
 from __future__ import annotations
 
 import os
+import sys
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from skylift.config_sections import (
     FeatureDeclaration,
     ModelConfig,
     MonitorConfig,
+    RegistryConfig,
     RetrainConfig,
     StorageConfig,
 )
@@ -45,11 +47,13 @@ __all__ = [
     "FeatureDeclaration",
     "ModelConfig",
     "MonitorConfig",
+    "RegistryConfig",
     "RetrainConfig",
     "SkyliftConfig",
     "StorageConfig",
     "config_reference",
     "load_config",
+    "use_source_dir",
 ]
 
 CONFIG_ENV_VAR = "SKYLIFT_CONFIG"
@@ -123,6 +127,7 @@ class SkyliftConfig(BaseSettings):
 
     model: ModelConfig
     storage: StorageConfig
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
@@ -181,6 +186,18 @@ class SkyliftConfig(BaseSettings):
         if self.api.snap_start is None:
             return self._snap_start_obstacle() is None
         return self.api.snap_start
+
+    @property
+    def signing_key(self) -> str | None:
+        """The KMS key versions are signed with ([registry]), or None when signing is off."""
+        if self.registry.signing == "none":
+            return None
+        return self.registry.signing_key_id or self.default_signing_alias
+
+    @property
+    def default_signing_alias(self) -> str:
+        """The alias of the key the stack provisions (CDK, and the local stack in moto)."""
+        return f"alias/{self.deploy.stack_prefix.lower()}-{self.model.name}-signing"
 
     @property
     def project_dir(self) -> Path:
@@ -248,9 +265,24 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
         raise ConfigError(f"{config_path}: not valid TOML: {exc}") from exc
     token = _config_file.set(config_path)
     try:
-        return SkyliftConfig(config_path=config_path, **overrides)
+        config = SkyliftConfig(config_path=config_path, **overrides)
     except ValidationError as exc:
         problems = "\n  ".join(_describe_error(config_path, err) for err in exc.errors())
         raise ConfigError(f"invalid config:\n  {problems}") from exc
     finally:
         _config_file.reset(token)
+    use_source_dir(config)
+    return config
+
+
+def use_source_dir(config: SkyliftConfig) -> Path:
+    """Put ``[model].source_dir`` first on sys.path (once).
+
+    The one place that does it: every CLI command and every function loads its config here
+    before it unpickles a model, and a pickled pipeline may name the user's own functions
+    (a FunctionTransformer of a function in their package), importable only from there.
+    """
+    source = config.source_path
+    if str(source) not in sys.path:
+        sys.path.insert(0, str(source))
+    return source

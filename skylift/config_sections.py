@@ -24,6 +24,7 @@ __all__ = [
     "FeatureDeclaration",
     "ModelConfig",
     "MonitorConfig",
+    "RegistryConfig",
     "RetrainConfig",
     "StorageConfig",
 ]
@@ -141,6 +142,41 @@ class FeatureDeclaration(_Section):
     @property
     def bounded(self) -> bool:
         return self.min is not None or self.max is not None
+
+
+class RegistryConfig(_Section):
+    signing: Literal["kms", "none"] = Field(
+        default="kms",
+        description="Sign each registered version's manifest with an asymmetric KMS key and "
+        "refuse to unpickle any version whose signature does not verify; 'none' turns both "
+        "off (bundles are then trusted on their sha256 alone).",
+    )
+    signing_key_id: str | None = Field(
+        default=None,
+        description="KMS key (id, ARN or alias; ECC_NIST_P256, SIGN_VERIFY) to sign with; none "
+        "= the stack's own key, alias/<stack_prefix>-<model name>-signing.",
+    )
+    trusted_key_ids: tuple[str, ...] = Field(
+        default=(),
+        description="Further keys (id or ARN) whose signatures are accepted: the previous key "
+        "after the signing alias was re-pointed to a new one.",
+    )
+    writers: tuple[str, ...] = Field(
+        default=(),
+        description="IAM principal ARNs (wildcards allowed) that may write and delete under "
+        "models/ besides the retrain function: whoever runs `skylift train` or `skylift "
+        "models promote` against the deployed bucket. The bucket policy denies everyone else.",
+    )
+
+    @field_validator("writers")
+    @classmethod
+    def _principal_arns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in value:
+            if not re.match(r"^arn:aws[\w-]*:(iam|sts)::(\d{12}|\*):", arn):
+                raise ValueError(
+                    f"{arn!r} is not an IAM principal ARN (arn:aws:iam::<account>:...)"
+                )
+        return value
 
 
 class StorageConfig(_Section):

@@ -10,7 +10,6 @@ import hashlib
 import importlib
 import io
 import logging
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from sklearn.model_selection import train_test_split
 
 from skylift import aws
 from skylift.bundle import HoldoutInfo, ModelBundle, TrainingDataRef
-from skylift.config import SkyliftConfig
+from skylift.config import SkyliftConfig, use_source_dir
 from skylift.errors import SkyliftError
 from skylift.profile import BaselineProfile
 from skylift.registry import ModelRegistry
@@ -66,9 +65,7 @@ class TrainingResult:
 
 def load_entry_point(config: SkyliftConfig) -> Callable[[pd.DataFrame], Any]:
     """Import ``package.module:function`` with the config's source_dir on sys.path."""
-    source = str(config.source_path)
-    if source not in sys.path:
-        sys.path.insert(0, source)
+    source = str(use_source_dir(config))
     module_name, _, function_name = config.model.entry_point.partition(":")
     try:
         module = importlib.import_module(module_name)
