@@ -310,6 +310,9 @@ def train_candidate(
         baseline=baseline,
         entry_point=config.model.entry_point,
     )
+    for text in warnings:
+        if text not in inference.warnings:  # the schema's are logged where they are found
+            logger.warning("training: %s", text)
     return TrainingResult(bundle=bundle, holdout=holdout, timings=timings, warnings=warnings)
 
 
