@@ -89,6 +89,8 @@ class ModelRegistry:
         """Drop pooled HTTP connections (after a SnapStart restore they are dead); the client
         opens new ones on its next call."""
         self._s3.close()
+        if self.signing is not None:
+            self.signing.close_connections()
 
     @classmethod
     def from_config(

@@ -113,6 +113,12 @@ class KmsSigning:
         self._sts = sts_client
         self._resolved: dict[str, str] = {}  # configured id/alias -> key id, per GetPublicKey
 
+    def close_connections(self) -> None:
+        """Drop pooled connections (dead after a SnapStart restore); clients reopen them."""
+        self._kms.close()
+        if self._sts is not None:
+            self._sts.close()
+
     # ---- signing (registration) ----------------------------------------------------------------
 
     def sign(self, manifest: bytes, *, model: str, version: int) -> ManifestSignature:
