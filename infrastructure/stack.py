@@ -40,10 +40,6 @@ class SkyliftStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, id, **kwargs)
         topology = describe(config)
-        self.granted_prefixes = sorted(
-            {p for spec in topology.functions.values() for p in (*spec.s3_read, *spec.s3_write)}
-            | {topology.capture_prefix, topology.capture_error_prefix}
-        )
         for key, value in topology.tags.items():
             cdk.Tags.of(self).add(key, value)
         self.storage = Storage(self, "Storage", topology)

@@ -14,12 +14,14 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 
 __all__ = [
     "ApiConfig",
     "BatchConfig",
     "DeployConfig",
+    "FeatureDeclaration",
     "ModelConfig",
     "MonitorConfig",
     "RegistryConfig",
@@ -78,6 +80,11 @@ class ModelConfig(_Section):
         description="Load bundles pickled by another scikit-learn version (logged; "
         "scikit-learn only warns, and predictions may differ). Every function honours it.",
     )
+    positive_class: bool | int | str | None = Field(
+        default=None,
+        description="The class ROC AUC, prediction PSI and reports treat as positive (binary "
+        "classification), e.g. 'Yes'; none = the estimator's last class (`classes_[-1]`).",
+    )
 
     @field_validator("entry_point")
     @classmethod
@@ -94,6 +101,47 @@ class ModelConfig(_Section):
                 "must be 1-63 letters, digits, '-' or '_' and start with a letter or digit"
             )
         return value
+
+
+class FeatureDeclaration(_Section):
+    """``[features.<name>]``: what callers may send for one column, overriding inference."""
+
+    type: Literal["numeric", "integer", "categorical"] | None = Field(
+        default=None,
+        description="'numeric', 'integer' or 'categorical'; none = inferred from the data.",
+    )
+    nullable: bool | None = Field(
+        default=None,
+        description="Whether the feature may be missing (null, blank); none = inferred "
+        "(nullable when the training data has missing values).",
+    )
+    categories: list[str] | None = Field(
+        default=None,
+        description="Allowed values of a categorical feature: anything else is rejected "
+        "(inferred categories are only flagged).",
+    )
+    min: float | None = Field(
+        default=None,
+        description="Smallest allowed value of a numeric feature: below it is rejected "
+        "(the inferred training range is only flagged).",
+    )
+    max: float | None = Field(
+        default=None, description="Largest allowed value of a numeric feature (rejected above)."
+    )
+
+    @model_validator(mode="after")
+    def _fits_the_type(self) -> FeatureDeclaration:
+        if self.categories is not None and self.type in ("numeric", "integer"):
+            raise ValueError(f"categories are for categorical features, not type = {self.type!r}")
+        if (self.min is not None or self.max is not None) and self.type == "categorical":
+            raise ValueError("min and max are for numeric features, not type = 'categorical'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}")
+        return self
+
+    @property
+    def bounded(self) -> bool:
+        return self.min is not None or self.max is not None
 
 
 class RegistryConfig(_Section):

@@ -68,9 +68,8 @@ class FunctionSpec:
     memory_mb: int
     timeout_seconds: int
     environment: dict[str, str]
-    s3_read: tuple[str, ...] = ()  # key prefixes it may GetObject
+    s3_read: tuple[str, ...] = ()  # key prefixes it may GetObject (and list)
     s3_write: tuple[str, ...] = ()  # key prefixes it may PutObject (and multipart)
-    s3_list: tuple[str, ...] = ()  # key prefixes it may list (ListBucket with s3:prefix)
     firehose_put: bool = False
     events_put: bool = False
     kms_sign: bool = False  # may sign model versions with the signing key (kms:Sign)
@@ -78,6 +77,14 @@ class FunctionSpec:
     reserved_concurrency: int | None = None
     provisioned_concurrency: int | None = None
     snap_start: bool = False  # published versions start from a snapshot of the warmed init
+
+    @property
+    def s3_list(self) -> tuple[str, ...]:
+        """Key prefixes it may list (ListBucket with an ``s3:prefix`` condition): exactly those
+        it reads. Without ListBucket, S3 answers a GET of a missing key with 403 AccessDenied,
+        not 404, so "is there a manifest / an alias yet?" would fail; AWS evaluates the
+        condition with the requested key as ``s3:prefix``."""
+        return self.s3_read
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,6 @@ def describe(
             environment=dict(common),
             s3_read=(model_prefix, s.incoming_prefix, s.predictions_prefix),
             s3_write=(s.predictions_prefix, s.quarantine_prefix),
-            s3_list=(model_prefix,),
             kms_verify=signing,
         ),
         "retrain": FunctionSpec(
@@ -159,7 +165,6 @@ def describe(
             environment=dict(common),
             s3_read=(model_prefix, s.training_prefix),
             s3_write=(model_prefix, f"{s.reports_prefix}retrain/"),
-            s3_list=(model_prefix, s.training_prefix),
             kms_sign=signing,
             kms_verify=signing,
         ),
@@ -179,13 +184,6 @@ def describe(
                 s.reports_prefix,
             ),
             s3_write=(f"{s.reports_prefix}monitoring/",),
-            s3_list=(
-                model_prefix,
-                s.capture_prefix,
-                s.predictions_prefix,
-                s.labels_prefix,
-                s.reports_prefix,
-            ),
             events_put=True,
             kms_verify=signing,
         ),

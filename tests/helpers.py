@@ -120,6 +120,29 @@ def api_event(
     return event
 
 
+def http_api_event(rest: dict[str, Any], *, stage: str = "$default") -> dict[str, Any]:
+    """The HTTP API (payload 2.0) event API Gateway sends for the request ``rest`` describes:
+    lower-case header names, repeated headers comma-joined, the stage in rawPath unless it is
+    ``$default``, no body key without a body."""
+    headers: dict[str, str] = {}
+    for name, value in (rest.get("headers") or {}).items():
+        headers[name.lower()] = value
+    for name, values in (rest.get("multiValueHeaders") or {}).items():
+        headers[name.lower()] = ",".join(values)
+    method = rest["httpMethod"]
+    raw_path = rest["path"] if stage == "$default" else f"/{stage}{rest['path']}"
+    event = load_event("api_v2_predict.json")
+    event.pop("body", None)
+    event["rawPath"] = raw_path
+    event["headers"] = headers
+    event["requestContext"]["http"].update(method=method, path=raw_path)
+    event["requestContext"]["stage"] = stage
+    if rest.get("body") is not None:
+        event["body"] = rest["body"]
+    event["isBase64Encoded"] = bool(rest.get("isBase64Encoded"))
+    return event
+
+
 def predict_event(payload: Any) -> dict[str, Any]:
     return api_event(body=json.dumps(payload))
 

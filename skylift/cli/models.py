@@ -42,6 +42,8 @@ def train(state: CliState, data: str | None, promote: bool) -> None:
         f"in {registry.uri}" + (" and promoted it to champion" if result.promoted else "")
     )
     console.print(_metrics_table(manifest.metrics, title="holdout metrics"))
+    for warning in result.warnings:  # plain text: "[features.x]" is not rich markup
+        console.print(Text("warning: ", style="yellow") + Text(warning), soft_wrap=True)
 
 
 @cli.group()
