@@ -20,6 +20,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infrastructure.nag import acknowledge
 from skylift.config import SkyliftConfig
 from skylift.topology import Topology
 
@@ -46,6 +47,7 @@ class ModelSigning(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.key: kms.Key | None = None
+        self.policies: dict[str, iam.Policy] = {}
         models = f"{config.storage.models_prefix}{topology.model_name}/"
         # The functions that register versions and move aliases (retrain).
         writers = [
@@ -77,12 +79,28 @@ class ModelSigning(Construct):
             actions = (SIGN_ACTIONS if spec.kms_sign else []) + (
                 VERIFY_ACTIONS if spec.kms_verify else []
             )
-            if actions:
-                functions[name].add_to_role_policy(
+            role = functions[name].role
+            if not actions or role is None:
+                continue
+            # A policy of its own per role, so an acknowledgment below stays on it alone.
+            policy = iam.Policy(
+                self,
+                f"{name.title()}Kms",
+                roles=[role],
+                statements=[
                     iam.PolicyStatement(
                         actions=actions, resources=key_resources, conditions=key_conditions
                     )
+                ],
+            )
+            if key_conditions is not None:
+                acknowledge(
+                    policy,
+                    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:"
+                    "<AWS::AccountId>:key/*]",
+                    f"Only the key carrying {topology.signing_key} (kms:ResourceAliases).",
                 )
+            self.policies[name] = policy
 
     def _key(self, topology: Topology) -> tuple[list[str], dict[str, object] | None]:
         """The key's ARN for the grants (and a condition when only an alias names it)."""
@@ -106,13 +124,6 @@ class ModelSigning(Construct):
             return [key_id], None
         if key_id.startswith("alias/"):
             # An existing key known by its alias: grant on whichever key carries that alias.
-            cdk.Validations.of(stack).acknowledge(
-                cdk.Acknowledgment(
-                    id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:"
-                    "<AWS::Region>:<AWS::AccountId>:key/*]",
-                    reason=f"Only the key carrying {key_id} (kms:ResourceAliases condition).",
-                )
-            )
             return [stack.format_arn(service="kms", resource="key", resource_name="*")], {
                 "ForAnyValue:StringEquals": {"kms:ResourceAliases": key_id}
             }
