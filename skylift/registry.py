@@ -102,7 +102,7 @@ class ModelRegistry:
                 key,
                 trusted_key_ids=config.registry.trusted_key_ids,
                 kms_client=aws.client("kms", endpoint_url=endpoint_url),
-                sts_client=aws.client("sts", endpoint_url=endpoint_url),
+                sts_factory=lambda: aws.client("sts", endpoint_url=endpoint_url),
             )
         return cls(
             config.storage.bucket,
