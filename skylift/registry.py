@@ -89,6 +89,8 @@ class ModelRegistry:
         """Drop pooled HTTP connections (after a SnapStart restore they are dead); the client
         opens new ones on its next call."""
         self._s3.close()
+        if self.signing is not None:
+            self.signing.close_connections()
 
     @classmethod
     def from_config(
@@ -100,7 +102,7 @@ class ModelRegistry:
                 key,
                 trusted_key_ids=config.registry.trusted_key_ids,
                 kms_client=aws.client("kms", endpoint_url=endpoint_url),
-                sts_client=aws.client("sts", endpoint_url=endpoint_url),
+                sts_factory=lambda: aws.client("sts", endpoint_url=endpoint_url),
             )
         return cls(
             config.storage.bucket,
