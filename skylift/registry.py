@@ -4,6 +4,8 @@ Layout under ``<models_prefix><name>/`` (callers never build these keys themselv
 
     versions/<n>/claim.json      reserves number n (If-None-Match: *), so racing registers differ
     versions/<n>/model.joblib    the artifact
+    versions/<n>/model.onnx      the same pipeline in ONNX, only when verified (sha256 in the
+                                 manifest's exports record)
     versions/<n>/manifest.json   written last: a version without it does not exist
     aliases/<alias>.json         {"version", "updated_at", "history": [...]}, changed only by
                                  conditional writes (If-Match on the ETag read, or
@@ -24,7 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from skylift import aws
-from skylift.bundle import MANIFEST_FILE, MODEL_FILE, Manifest, ModelBundle
+from skylift.bundle import MANIFEST_FILE, MODEL_FILE, ONNX_FILE, Manifest, ModelBundle
 from skylift.registry_types import (
     AliasNotFoundError,
     AliasRecord,
@@ -119,6 +121,8 @@ class ModelRegistry:
         version = self._claim_next_version(actor)
         manifest = bundle.manifest.model_copy(update={"version": version})
         self._put(self._version_key(version, MODEL_FILE), bundle.artifact)
+        if bundle.onnx is not None:
+            self._put(self._version_key(version, ONNX_FILE), bundle.onnx)
         # The manifest is the commit marker; If-None-Match guards against any overwrite.
         self._put(
             self._version_key(version, MANIFEST_FILE),
@@ -183,9 +187,18 @@ class ModelRegistry:
             ) from exc
         return Manifest.model_validate_json(body)
 
-    def load(self, version: int, *, allow_version_skew: bool = False) -> ModelBundle:
-        """Fetch, verify and unpickle ``version``."""
+    def load(
+        self, version: int, *, allow_version_skew: bool = False, runtime: str = "sklearn"
+    ) -> ModelBundle:
+        """Fetch, verify and unpickle ``version`` (runtime "onnx": verify and load model.onnx)."""
         manifest = self.describe(version)
+        if runtime == "onnx":
+            source = f"s3://{self.bucket}/{self._version_key(version, '')}"
+            if manifest.exports is None or not manifest.exports.onnx_verified:
+                return ModelBundle.load_onnx(b"", manifest, source=source)  # raises: why not
+            return ModelBundle.load_onnx(
+                self._get(self._version_key(version, ONNX_FILE)), manifest, source=source
+            )
         artifact = self._get(self._version_key(version, MODEL_FILE))
         return ModelBundle.load(
             artifact,

@@ -26,6 +26,7 @@ from skylift import aws
 from skylift.bundle import HoldoutInfo, ModelBundle, TrainingDataRef
 from skylift.config import SkyliftConfig
 from skylift.errors import SkyliftError
+from skylift.exports.build import attach_exports
 from skylift.profile import BaselineProfile
 from skylift.registry import ModelRegistry
 from skylift.schema import FeatureSchema
@@ -230,6 +231,14 @@ def train_candidate(
         baseline=baseline,
         entry_point=config.model.entry_point,
     )
+    started = time.perf_counter()
+    attach_exports(
+        bundle,
+        holdout,
+        onnx_tolerance=config.model.onnx_tolerance,
+        sql_tolerance=config.model.sql_tolerance,
+    )
+    timings["exports_seconds"] = time.perf_counter() - started
     return TrainingResult(bundle=bundle, holdout=holdout, timings=timings)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OnnxModel", "OnnxRuntimeError"]
+__all__ = ["OnnxEstimator", "OnnxModel", "OnnxRuntimeError"]
 
 _NUMERIC_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 
@@ -75,3 +75,24 @@ def _text(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value)
+
+
+class OnnxEstimator:
+    """model.onnx behind the estimator interface the Scorer calls (predict_proba / predict),
+    so the API and batch score through the same code on either runtime."""
+
+    def __init__(self, data: bytes, *, task: str, classes: list[Any] | None) -> None:
+        self.runtime = OnnxModel(data, task=task)
+        if task == "classification":
+            self.classes_ = np.asarray(classes, dtype=object)
+
+    def _columns(self, frame: Any) -> dict[str, np.ndarray]:
+        return {name: frame[name].to_numpy() for name in self.runtime.inputs}
+
+    def predict_proba(self, frame: Any) -> np.ndarray:
+        return self.runtime.run(self._columns(frame))
+
+    def predict(self, frame: Any) -> np.ndarray:
+        if self.runtime.task == "classification":
+            return self.classes_[self.predict_proba(frame).argmax(axis=1)]
+        return self.runtime.run(self._columns(frame))
