@@ -80,6 +80,18 @@ class ModelConfig(_Section):
         description="Load bundles pickled by another scikit-learn version (logged; "
         "scikit-learn only warns, and predictions may differ). Every function honours it.",
     )
+    onnx_tolerance: float = Field(
+        default=1e-5,
+        gt=0,
+        description="Largest difference of any holdout probability (prediction, for a "
+        "regressor) between model.onnx and the pipeline for the ONNX export to be verified "
+        "and stored; every label must agree too.",
+    )
+    sql_tolerance: float = Field(
+        default=1e-9,
+        gt=0,
+        description="The same bar for the SQL export, run in DuckDB on the holdout.",
+    )
     positive_class: bool | int | str | None = Field(
         default=None,
         description="The class ROC AUC, prediction PSI and reports treat as positive (binary "
@@ -389,6 +401,12 @@ class DeployConfig(_Section):
         default="layer",
         description="Dependencies in a Lambda layer (built without Docker), or a container "
         "image for models that outgrow 250 MB.",
+    )
+    runtime: Literal["sklearn", "onnx"] = Field(
+        default="sklearn",
+        description="What the score and batch functions run: the pickled pipeline, or its "
+        "verified model.onnx with onnxruntime (no scikit-learn/scipy; a smaller layer, faster "
+        "cold starts). With onnx, a champion without a verified ONNX export is refused.",
     )
     alarm_email: str | None = Field(
         default=None, description="Subscribed to the alarm SNS topic when set."

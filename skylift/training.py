@@ -26,6 +26,7 @@ from skylift import aws
 from skylift.bundle import HoldoutInfo, ModelBundle, TrainingDataRef
 from skylift.config import SkyliftConfig, use_source_dir
 from skylift.errors import SkyliftError
+from skylift.exports.build import attach_exports
 from skylift.profile import BaselineProfile
 from skylift.registry import ModelRegistry
 from skylift.schema import DeclarationError, estimator_columns, infer_schema
@@ -314,6 +315,14 @@ def train_candidate(
     for text in warnings:
         if text not in inference.warnings:  # the schema's are logged where they are found
             logger.warning("training: %s", text)
+    started = time.perf_counter()
+    attach_exports(
+        bundle,
+        holdout,
+        onnx_tolerance=config.model.onnx_tolerance,
+        sql_tolerance=config.model.sql_tolerance,
+    )
+    timings["exports_seconds"] = time.perf_counter() - started
     return TrainingResult(bundle=bundle, holdout=holdout, timings=timings, warnings=warnings)
 
 

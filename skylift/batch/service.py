@@ -36,6 +36,7 @@ class BatchService:
             self.registry,
             config.api.model_refresh_seconds,
             allow_version_skew=config.model.allow_version_skew,
+            runtime=config.deploy.runtime,
         )
         self.job = BatchJob(config, self.scorer)
 
