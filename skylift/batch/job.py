@@ -185,13 +185,16 @@ class BatchJob:
         scorer: Scorer,
         keys: OutputKeys,
         progress: ProgressCallback | None,
+        reader: Callable[..., tuple[list[str], Iterator[RawChunk]]] = read_chunks,
     ) -> tuple[Tally, Timings, _Outputs]:
+        """Score a whole file; ``reader`` (read_chunks' signature) lets a fan-out range read
+        only its records (skylift.batch.plan)."""
         out_fmt: Format = "jsonl" if fmt == "jsonl" else "csv"
         content = "application/x-ndjson" if out_fmt == "jsonl" else "text/csv"
         timings, tally = Timings(), Tally()
         schema = scorer.schema
         with self._writers(sink, keys, content, out_fmt) as outputs:
-            columns, chunks = read_chunks(
+            columns, chunks = reader(
                 stream, fmt, gzipped=gzipped, chunk_rows=self.config.batch.chunk_rows
             )
             if fmt != "jsonl":
