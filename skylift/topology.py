@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 from skylift.config import SkyliftConfig
 
+# Where a batch fan-out's ranges stage their outputs until the commit assembles them.
+FANOUT_STAGING_PREFIX = "batch-fanout/"
+
 __all__ = [
     "DRIFT_DETAIL_TYPE",
     "DRIFT_SOURCE",
@@ -71,6 +74,7 @@ class FunctionSpec:
     s3_read: tuple[str, ...] = ()  # key prefixes it may GetObject
     s3_write: tuple[str, ...] = ()  # key prefixes it may PutObject (and multipart)
     s3_list: tuple[str, ...] = ()  # key prefixes it may list (ListBucket with s3:prefix)
+    s3_delete: tuple[str, ...] = ()  # key prefixes it may DeleteObject (staging it cleans up)
     firehose_put: bool = False
     events_put: bool = False
     reserved_concurrency: int | None = None
@@ -102,6 +106,9 @@ class Topology:
     drift_function: str = "retrain"  # what a drift event starts (when retrain_on_drift)
     retrain_on_drift: bool = False
     tags: dict[str, str] = field(default_factory=dict)
+    fanout_state_machine: str = ""  # the batch fan-out's state machine (Distributed Map)
+    fanout_max_concurrency: int = 100
+    fanout_staging_prefix: str = FANOUT_STAGING_PREFIX
 
 
 def describe(
@@ -142,6 +149,18 @@ def describe(
             s3_read=(model_prefix, s.incoming_prefix, s.predictions_prefix),
             s3_write=(s.predictions_prefix, s.quarantine_prefix),
             s3_list=(model_prefix,),
+        ),
+        "fanout": FunctionSpec(
+            name="fanout",
+            handler="functions.batch.fanout.handler",
+            description=f"Batch fan-out steps (plan, range, commit) for model {name}",
+            memory_mb=config.batch.memory_mb,
+            timeout_seconds=config.batch.timeout_seconds,
+            environment=dict(common),
+            s3_read=(model_prefix, s.incoming_prefix, s.predictions_prefix, FANOUT_STAGING_PREFIX),
+            s3_write=(s.predictions_prefix, s.quarantine_prefix, FANOUT_STAGING_PREFIX),
+            s3_list=(model_prefix, FANOUT_STAGING_PREFIX),
+            s3_delete=(FANOUT_STAGING_PREFIX,),
         ),
         "retrain": FunctionSpec(
             name="retrain",
@@ -205,4 +224,6 @@ def describe(
         quarantine_prefix=s.quarantine_prefix,
         retrain_on_drift=config.monitor.retrain_on_drift,
         tags={"skylift:model": name},
+        fanout_state_machine=f"skylift-{name}-batch-fanout",
+        fanout_max_concurrency=config.batch.fanout_max_concurrency,
     )

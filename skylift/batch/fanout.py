@@ -27,6 +27,7 @@ from skylift.batch.readers import detect_format
 from skylift.batch.sinks import Sink, Writer
 from skylift.schema import SchemaMismatchError
 from skylift.scoring import Scorer
+from skylift.topology import FANOUT_STAGING_PREFIX
 
 __all__ = [
     "STAGING_PREFIX",
@@ -38,8 +39,7 @@ __all__ = [
     "score_range",
 ]
 
-# Where ranges stage their outputs until the commit assembles them (then they are deleted).
-STAGING_PREFIX = "batch-fanout/"
+STAGING_PREFIX = FANOUT_STAGING_PREFIX  # deleted by the commit once assembled
 
 
 class RangeFailedError(PermanentBatchError):
