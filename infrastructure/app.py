@@ -13,66 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
 
+from infrastructure.nag import add_rule_packs
 from infrastructure.packaging import ROOT, stage_code_asset
 from infrastructure.stack import SkyliftStack
 from skylift.config import SkyliftConfig, load_config
 
 __all__ = ["build_app", "main", "stack_name", "synth_templates"]
-
-# Each acknowledgment says why the finding does not apply here.
-NAG_ACKNOWLEDGED: list[tuple[str, str]] = [
-    (
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-        "Grants only log writes to the function's own log group.",
-    ),
-    (
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
-        "API Gateway's account-level role for access and execution logs.",
-    ),
-    (
-        "AwsSolutions-IAM5[Resource::*]",
-        "X-Ray PutTraceSegments/PutTelemetryRecords accept no resource ARN; the CDK's S3 notifications handler needs bucket-notification rights on the bucket it configures.",
-    ),
-    (
-        "AwsSolutions-L1",
-        "The runtime comes from [deploy].python_version, pinned to match the layer's wheels.",
-    ),
-    (
-        "AwsSolutions-APIG2",
-        "The function validates every request against the model's schema and answers 400 with field details.",
-    ),
-    (
-        "AwsSolutions-APIG3",
-        "WAF is an account-level choice; throttling and quotas come from the usage plan.",
-    ),
-    (
-        "AwsSolutions-APIG4",
-        "Requests are authorised by API key + usage plan (or IAM when [api].auth = 'iam').",
-    ),
-    ("AwsSolutions-COG4", "No Cognito: callers are services holding API keys (or IAM principals)."),
-    ("AwsSolutions-SQS3", "This queue is the dead-letter queue."),
-    ("AwsSolutions-S1", "The access-log bucket does not log to itself."),
-]
-
-
-def _acknowledge(stack: SkyliftStack) -> None:
-    """cdk-nag findings this design accepts, each with its reason; object wildcards are
-    acknowledged prefix by prefix, so a new, broader grant still fails the synth."""
-    validations = cdk.Validations.of(stack)
-    for rule, reason in NAG_ACKNOWLEDGED:
-        validations.acknowledge(cdk.Acknowledgment(id=f"AwsSolutions::{rule}", reason=reason))
-    cfn_bucket = stack.storage.bucket.node.default_child
-    assert isinstance(cfn_bucket, cdk.CfnElement)
-    bucket = stack.resolve(stack.get_logical_id(cfn_bucket))
-    for prefix in stack.granted_prefixes:
-        validations.acknowledge(
-            cdk.Acknowledgment(
-                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{bucket}.Arn>/{prefix}*]",
-                reason=f"Objects under {prefix} only: the least a function using that prefix needs.",
-            )
-        )
 
 
 def stack_name(config: SkyliftConfig) -> str:
@@ -99,11 +46,8 @@ def build_app(
         layer_dir=layer_dir,
         description=f"skylift: model {config.model.name} (registry, scoring API, batch, retraining, monitoring)",
     )
-    # cdk-nag 3 runs as a CDK validation plugin: synth fails on any finding not acknowledged.
-    cdk.Validations.of(app).add_plugins(
-        AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True)
-    )
-    _acknowledge(stack)
+    # Synth fails on any cdk-nag finding not acknowledged on its resource (see infrastructure.nag).
+    add_rule_packs(app)
     return app, stack
 
 

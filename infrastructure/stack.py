@@ -15,6 +15,7 @@ from constructs import Construct
 from infrastructure.components import (
     BatchTrigger,
     Functions,
+    ModelSigning,
     Observability,
     Scheduling,
     Serving,
@@ -39,10 +40,6 @@ class SkyliftStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, id, **kwargs)
         topology = describe(config)
-        self.granted_prefixes = sorted(
-            {p for spec in topology.functions.values() for p in (*spec.s3_read, *spec.s3_write)}
-            | {topology.capture_prefix, topology.capture_error_prefix}
-        )
         for key, value in topology.tags.items():
             cdk.Tags.of(self).add(key, value)
         self.storage = Storage(self, "Storage", topology)
@@ -56,6 +53,14 @@ class SkyliftStack(cdk.Stack):
             layer_dir=layer_dir,
         )
         fns = self.functions.functions
+        self.signing = ModelSigning(
+            self,
+            "Signing",
+            config=config,
+            topology=topology,
+            bucket=self.storage.bucket,
+            functions=fns,
+        )
         self.serving = Serving(
             self, "Serving", config=config, topology=topology, function=fns["score"]
         )

@@ -30,7 +30,7 @@ REQUIREMENTS = HERE / "requirements.txt"
 CACHE = HERE / ".cache"
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 # Part of the cache key: a change to how the layer is trimmed or compiled rebuilds it.
-RECIPE_VERSION = "3"
+RECIPE_VERSION = "4"  # 4: botocore keeps kms (signed model bundles)
 # Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34): wheels tagged up to
 # manylinux_2_34 load there. Recent scikit-learn/scipy publish manylinux_2_27/2_28 only.
 GLIBC_TAGS = ("2014", "_2_28", "_2_34")
@@ -50,6 +50,7 @@ BOTOCORE_SERVICES = {
     "firehose",
     "events",
     "sts",
+    "kms",  # signed model bundles: Sign at registration, GetPublicKey/Verify before loading
     "sso",
     "sso-oidc",
     "cloudwatch",

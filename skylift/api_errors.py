@@ -40,6 +40,7 @@ class ErrorCode:
     NOT_FOUND = "not_found"  # no such route
     METHOD_NOT_ALLOWED = "method_not_allowed"  # route exists, method does not
     MODEL_UNAVAILABLE = "model_unavailable"  # no champion could be loaded
+    UNSUPPORTED_EVENT = "unsupported_event"  # not an API Gateway REST or HTTP API proxy event
     INTERNAL_ERROR = "internal_error"  # a bug of ours (never for a user's mistake)
 
 
@@ -54,6 +55,7 @@ ERROR_STATUS: dict[str, int] = {
     ErrorCode.NOT_FOUND: HTTPStatus.NOT_FOUND,
     ErrorCode.METHOD_NOT_ALLOWED: HTTPStatus.METHOD_NOT_ALLOWED,
     ErrorCode.MODEL_UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorCode.UNSUPPORTED_EVENT: HTTPStatus.BAD_REQUEST,
     ErrorCode.INTERNAL_ERROR: HTTPStatus.INTERNAL_SERVER_ERROR,
 }
 

@@ -9,6 +9,7 @@ delivery stream). A wrong or missing field raises :class:`ConfigError` naming fi
 from __future__ import annotations
 
 import os
+import sys
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,10 @@ from skylift.config_sections import (
     ApiConfig,
     BatchConfig,
     DeployConfig,
+    FeatureDeclaration,
     ModelConfig,
     MonitorConfig,
+    RegistryConfig,
     RetrainConfig,
     StorageConfig,
 )
@@ -41,13 +44,16 @@ __all__ = [
     "BatchConfig",
     "ConfigError",
     "DeployConfig",
+    "FeatureDeclaration",
     "ModelConfig",
     "MonitorConfig",
+    "RegistryConfig",
     "RetrainConfig",
     "SkyliftConfig",
     "StorageConfig",
     "config_reference",
     "load_config",
+    "use_source_dir",
 ]
 
 CONFIG_ENV_VAR = "SKYLIFT_CONFIG"
@@ -72,7 +78,10 @@ def config_reference() -> str:
         if section == "config_path":
             continue
         model = info.annotation
-        lines += [f"#### `[{section}]`", "", "| field | default | meaning |", "|---|---|---|"]
+        title = f"[{section}]"
+        if section == "features":  # a table of tables, one per column
+            model, title = FeatureDeclaration, "[features.<column>]"
+        lines += [f"#### `{title}`", "", "| field | default | meaning |", "|---|---|---|"]
         aliases = {field: env for env, (sec, field) in ENV_ALIASES.items() if sec == section}
         for name, field in model.model_fields.items():  # type: ignore[union-attr]
             if field.is_required():
@@ -118,11 +127,14 @@ class SkyliftConfig(BaseSettings):
 
     model: ModelConfig
     storage: StorageConfig
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    # Per-column declarations ([features.<column>]) that override the inferred schema.
+    features: dict[str, FeatureDeclaration] = Field(default_factory=dict)
     # Where the file was read from; relative paths in it resolve against its folder.
     config_path: Path | None = Field(default=None, exclude=True)
 
@@ -176,6 +188,18 @@ class SkyliftConfig(BaseSettings):
         return self.api.snap_start
 
     @property
+    def signing_key(self) -> str | None:
+        """The KMS key versions are signed with ([registry]), or None when signing is off."""
+        if self.registry.signing == "none":
+            return None
+        return self.registry.signing_key_id or self.default_signing_alias
+
+    @property
+    def default_signing_alias(self) -> str:
+        """The alias of the key the stack provisions (CDK, and the local stack in moto)."""
+        return f"alias/{self.deploy.stack_prefix.lower()}-{self.model.name}-signing"
+
+    @property
     def project_dir(self) -> Path:
         return self.config_path.parent if self.config_path else Path.cwd()
 
@@ -201,6 +225,8 @@ def _describe_error(path: Path, error: Any) -> str:
     field = ".".join(str(part) for part in loc) or "(top level)"
     section, _, rest = field.partition(".")
     where = f"[{section}].{rest}" if rest else field
+    if section == "features" and len(loc) > 1:  # [features.<column>].<field>
+        where = f"[features.{loc[1]}]" + "".join(f".{part}" for part in loc[2:])
     env_name = "SKYLIFT_" + "__".join(str(part).upper() for part in loc)
     env_name += "".join(f" or {env}" for env, at in ENV_ALIASES.items() if at == tuple(loc))
     message = error.get("msg", "invalid")
@@ -239,9 +265,24 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
         raise ConfigError(f"{config_path}: not valid TOML: {exc}") from exc
     token = _config_file.set(config_path)
     try:
-        return SkyliftConfig(config_path=config_path, **overrides)
+        config = SkyliftConfig(config_path=config_path, **overrides)
     except ValidationError as exc:
         problems = "\n  ".join(_describe_error(config_path, err) for err in exc.errors())
         raise ConfigError(f"invalid config:\n  {problems}") from exc
     finally:
         _config_file.reset(token)
+    use_source_dir(config)
+    return config
+
+
+def use_source_dir(config: SkyliftConfig) -> Path:
+    """Put ``[model].source_dir`` first on sys.path (once).
+
+    The one place that does it: every CLI command and every function loads its config here
+    before it unpickles a model, and a pickled pipeline may name the user's own functions
+    (a FunctionTransformer of a function in their package), importable only from there.
+    """
+    source = config.source_path
+    if str(source) not in sys.path:
+        sys.path.insert(0, str(source))
+    return source

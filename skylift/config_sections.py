@@ -14,14 +14,17 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 
 __all__ = [
     "ApiConfig",
     "BatchConfig",
     "DeployConfig",
+    "FeatureDeclaration",
     "ModelConfig",
     "MonitorConfig",
+    "RegistryConfig",
     "RetrainConfig",
     "StorageConfig",
 ]
@@ -77,6 +80,11 @@ class ModelConfig(_Section):
         description="Load bundles pickled by another scikit-learn version (logged; "
         "scikit-learn only warns, and predictions may differ). Every function honours it.",
     )
+    positive_class: bool | int | str | None = Field(
+        default=None,
+        description="The class ROC AUC, prediction PSI and reports treat as positive (binary "
+        "classification), e.g. 'Yes'; none = the estimator's last class (`classes_[-1]`).",
+    )
 
     @field_validator("entry_point")
     @classmethod
@@ -92,6 +100,82 @@ class ModelConfig(_Section):
             raise ValueError(
                 "must be 1-63 letters, digits, '-' or '_' and start with a letter or digit"
             )
+        return value
+
+
+class FeatureDeclaration(_Section):
+    """``[features.<name>]``: what callers may send for one column, overriding inference."""
+
+    type: Literal["numeric", "integer", "categorical"] | None = Field(
+        default=None,
+        description="'numeric', 'integer' or 'categorical'; none = inferred from the data.",
+    )
+    nullable: bool | None = Field(
+        default=None,
+        description="Whether the feature may be missing (null, blank); none = inferred "
+        "(nullable when the training data has missing values).",
+    )
+    categories: list[str] | None = Field(
+        default=None,
+        description="Allowed values of a categorical feature: anything else is rejected "
+        "(inferred categories are only flagged).",
+    )
+    min: float | None = Field(
+        default=None,
+        description="Smallest allowed value of a numeric feature: below it is rejected "
+        "(the inferred training range is only flagged).",
+    )
+    max: float | None = Field(
+        default=None, description="Largest allowed value of a numeric feature (rejected above)."
+    )
+
+    @model_validator(mode="after")
+    def _fits_the_type(self) -> FeatureDeclaration:
+        if self.categories is not None and self.type in ("numeric", "integer"):
+            raise ValueError(f"categories are for categorical features, not type = {self.type!r}")
+        if (self.min is not None or self.max is not None) and self.type == "categorical":
+            raise ValueError("min and max are for numeric features, not type = 'categorical'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}")
+        return self
+
+    @property
+    def bounded(self) -> bool:
+        return self.min is not None or self.max is not None
+
+
+class RegistryConfig(_Section):
+    signing: Literal["kms", "none"] = Field(
+        default="kms",
+        description="Sign each registered version's manifest with an asymmetric KMS key and "
+        "refuse to unpickle any version whose signature does not verify; 'none' turns both "
+        "off (bundles are then trusted on their sha256 alone).",
+    )
+    signing_key_id: str | None = Field(
+        default=None,
+        description="KMS key (id, ARN or alias; ECC_NIST_P256, SIGN_VERIFY) to sign with; none "
+        "= the stack's own key, alias/<stack_prefix>-<model name>-signing.",
+    )
+    trusted_key_ids: tuple[str, ...] = Field(
+        default=(),
+        description="Further keys (id or ARN) whose signatures are accepted: the previous key "
+        "after the signing alias was re-pointed to a new one.",
+    )
+    writers: tuple[str, ...] = Field(
+        default=(),
+        description="IAM principal ARNs (wildcards allowed) that may write and delete under "
+        "models/ besides the retrain function: whoever runs `skylift train` or `skylift "
+        "models promote` against the deployed bucket. The bucket policy denies everyone else.",
+    )
+
+    @field_validator("writers")
+    @classmethod
+    def _principal_arns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in value:
+            if not re.match(r"^arn:aws[\w-]*:(iam|sts)::(\d{12}|\*):", arn):
+                raise ValueError(
+                    f"{arn!r} is not an IAM principal ARN (arn:aws:iam::<account>:...)"
+                )
         return value
 
 

@@ -4,6 +4,7 @@ Layout under ``<models_prefix><name>/`` (callers never build these keys themselv
 
     versions/<n>/claim.json      reserves number n (If-None-Match: *), so racing registers differ
     versions/<n>/model.joblib    the artifact
+    versions/<n>/manifest.sig    the KMS signature of the manifest (skylift.signing)
     versions/<n>/manifest.json   written last: a version without it does not exist
     aliases/<alias>.json         {"version", "updated_at", "history": [...]}, changed only by
                                  conditional writes (If-Match on the ETag read, or
@@ -11,6 +12,8 @@ Layout under ``<models_prefix><name>/`` (callers never build these keys themselv
 
 A crash between the artifact and the manifest leaves an invisible, unused number; an alias can
 only name a version whose manifest exists, and of two concurrent promotions exactly one wins.
+With signing on, :meth:`ModelRegistry.load` is the one gate between S3 and the unpickler: the
+signature, the model name and version number, then the artifact's hash, in that order.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from skylift.registry_types import (
     RegistryError,
     VersionNotFoundError,
 )
+from skylift.signing import SIGNATURE_FILE, KmsSigning, ManifestSignature, SignatureError
 
 __all__ = [
     "DEFAULT_ALIAS",
@@ -73,11 +77,13 @@ class ModelRegistry:
         prefix: str = "models/",
         s3_client: Any | None = None,
         endpoint_url: str | None = None,
+        signing: KmsSigning | None = None,
     ) -> None:
         self.bucket = bucket
         self.name = name
         self._root = f"{prefix}{name}/"
         self._s3 = s3_client or aws.client("s3", endpoint_url=endpoint_url)
+        self.signing = signing  # None: versions are neither signed nor checked for a signature
 
     def close_connections(self) -> None:
         """Drop pooled HTTP connections (after a SnapStart restore they are dead); the client
@@ -88,12 +94,21 @@ class ModelRegistry:
     def from_config(
         cls, config: Any, *, s3_client: Any | None = None, endpoint_url: str | None = None
     ) -> ModelRegistry:
+        signing = None
+        if (key := config.signing_key) is not None:
+            signing = KmsSigning(
+                key,
+                trusted_key_ids=config.registry.trusted_key_ids,
+                kms_client=aws.client("kms", endpoint_url=endpoint_url),
+                sts_client=aws.client("sts", endpoint_url=endpoint_url),
+            )
         return cls(
             config.storage.bucket,
             config.model.name,
             prefix=config.storage.models_prefix,
             s3_client=s3_client,
             endpoint_url=endpoint_url,
+            signing=signing,
         )
 
     @property
@@ -118,11 +133,20 @@ class ModelRegistry:
             )
         version = self._claim_next_version(actor)
         manifest = bundle.manifest.model_copy(update={"version": version})
+        manifest_bytes = manifest.model_dump_json(indent=2).encode()
         self._put(self._version_key(version, MODEL_FILE), bundle.artifact)
+        if self.signing is not None:
+            signature = self.signing.sign(manifest_bytes, model=self.name, version=version)
+            self._put(
+                self._version_key(version, SIGNATURE_FILE),
+                signature.to_bytes(),
+                content_type="application/json",
+                if_none_match=True,
+            )
         # The manifest is the commit marker; If-None-Match guards against any overwrite.
         self._put(
             self._version_key(version, MANIFEST_FILE),
-            manifest.model_dump_json(indent=2).encode(),
+            manifest_bytes,
             content_type="application/json",
             if_none_match=True,
         )
@@ -174,25 +198,59 @@ class ModelRegistry:
         return manifests
 
     def describe(self, version: int) -> Manifest:
+        return Manifest.model_validate_json(self._manifest_bytes(version))
+
+    def _manifest_bytes(self, version: int) -> bytes:
         key = self._version_key(version, MANIFEST_FILE)
         try:
-            body = self._get(key)
+            return self._get(key)
         except (ModelNotFoundError, VersionNotFoundError) as exc:
             raise VersionNotFoundError(
                 f"{self.name} has no version {version} ({self.uri})"
             ) from exc
-        return Manifest.model_validate_json(body)
+
+    def signature(self, version: int) -> ManifestSignature | None:
+        """The version's ``manifest.sig`` as stored (not verified), None when there is none."""
+        body = self._get_optional(self._version_key(version, SIGNATURE_FILE))
+        return None if body is None else ManifestSignature.model_validate_json(body)
+
+    def verified_manifest(self, version: int) -> tuple[Manifest, ManifestSignature | None]:
+        """The manifest of ``version`` once its signature (when signing is on) holds and it
+        names this model and version; raises SignatureError otherwise."""
+        source = f"s3://{self.bucket}/{self._version_key(version, '')}"
+        body = self._manifest_bytes(version)
+        signature = None
+        if self.signing is not None:
+            signature = self.signing.verify(
+                body,
+                self._get_optional(self._version_key(version, SIGNATURE_FILE)),
+                model=self.name,
+                version=version,
+                source=source,
+            )
+        manifest = Manifest.model_validate_json(body)
+        if (manifest.name, manifest.version) != (self.name, version):
+            raise SignatureError(
+                f"{source}: manifest.json describes {manifest.name} version {manifest.version}, "
+                f"stored as {self.name} version {version}; refusing a moved version"
+            )
+        return manifest, signature
 
     def load(self, version: int, *, allow_version_skew: bool = False) -> ModelBundle:
-        """Fetch, verify and unpickle ``version``."""
-        manifest = self.describe(version)
-        artifact = self._get(self._version_key(version, MODEL_FILE))
+        """Fetch, verify and unpickle ``version``: the artifact is not even fetched before
+        the manifest's signature holds, and is unpickled only if its hash matches."""
+        manifest, _ = self.verified_manifest(version)
+        artifact = self.artifact(version)
         return ModelBundle.load(
             artifact,
             manifest,
             allow_version_skew=allow_version_skew,
             source=f"s3://{self.bucket}/{self._version_key(version, '')}",
         )
+
+    def artifact(self, version: int) -> bytes:
+        """The stored model.joblib of ``version``, as bytes (never unpickled here)."""
+        return self._get(self._version_key(version, MODEL_FILE))
 
     def load_alias(
         self, alias: str = DEFAULT_ALIAS, *, allow_version_skew: bool = False
@@ -369,6 +427,16 @@ class ModelRegistry:
         try:
             return bytes(self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
         except ClientError as exc:
+            raise self._translate(exc, key) from exc
+
+    def _get_optional(self, key: str) -> bytes | None:
+        """``key``'s body, or None when it is missing (S3 answers 403 rather than 404 to a
+        role without s3:ListBucket, so a denied read counts as missing too)."""
+        try:
+            return bytes(self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404", "AccessDenied", "403"):
+                return None
             raise self._translate(exc, key) from exc
 
     def _translate(self, exc: ClientError, key: str) -> Exception:

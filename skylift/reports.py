@@ -79,6 +79,8 @@ class RetrainReport(_Report):
     champion: ModelResult | None = None
     timings: dict[str, float] = Field(default_factory=dict)
     limits: RunLimits | None = None
+    # The challenger's training warnings: ambiguous column types, metrics not computed.
+    warnings: list[str] = Field(default_factory=list)
     report_key: str | None = None
 
     @property

@@ -91,6 +91,7 @@ def retrain(
             champion = None
         result = train_candidate(config, frame, data_ref)
         timings.update(result.timings)
+        report.warnings = result.warnings
         challenger = result.bundle
         report.holdout = HoldoutInfo(
             rows=len(result.holdout),

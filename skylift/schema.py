@@ -9,11 +9,17 @@ Two validators share one set of rules:
   that reject a row with a reason instead of failing the chunk.
 
 Values outside the training range and categories never seen in training are allowed but
-flagged: the model can still score them, and monitoring wants to know.
+flagged: the model can still score them, and monitoring wants to know. Allowed values the user
+declared (``[features.<name>]`` categories, min, max) are enforced: anything else is rejected.
+
+Blank strings ("", " ") are missing values everywhere: in training data (a numeric column with
+blank cells is numeric and nullable), in batch files and in API records (``" "`` for a nullable
+numeric feature scores as null, as the blank cells did in training).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +28,17 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 
+from skylift.config_sections import FeatureDeclaration
 from skylift.errors import SkyliftError
 
 __all__ = [
@@ -33,10 +48,16 @@ __all__ = [
     "FrameValidation",
     "NumericFeature",
     "RecordValidation",
+    "SchemaInference",
     "SchemaMismatchError",
+    "infer_schema",
 ]
 
+logger = logging.getLogger(__name__)
+
 MAX_CATEGORIES = 200  # more distinct values than this and a string column is free text
+MOSTLY_NUMERIC = 0.9  # a text column this share numbers (but not all) is worth a warning
+FEW_CODES = 5  # an integer column with 3..this many distinct values may be category codes
 
 
 class SchemaMismatchError(SkyliftError, ValueError):
@@ -55,6 +76,8 @@ class NumericFeature(BaseModel):
     nullable: bool = False
     min: float | None = None
     max: float | None = None
+    # min/max declared by the user: outside is rejected (an inferred range is only flagged).
+    enforced: bool = False
 
 
 class CategoricalFeature(BaseModel):
@@ -63,6 +86,8 @@ class CategoricalFeature(BaseModel):
     name: str
     nullable: bool = False
     categories: list[str] = Field(default_factory=list)
+    # categories declared by the user: others are rejected (inferred ones are only flagged).
+    enforced: bool = False
 
 
 Feature = Annotated[NumericFeature | CategoricalFeature, Field(discriminator="kind")]
@@ -114,6 +139,8 @@ class FeatureSchema(BaseModel):
     features: list[Feature]
     id_column: str | None = None
     target: str | None = None
+    # Training columns the model does not read: accepted from callers and ignored.
+    optional: list[str] = Field(default_factory=list)
 
     # ---- inference -------------------------------------------------------------------------
 
@@ -126,41 +153,7 @@ class FeatureSchema(BaseModel):
         feature_columns: Iterable[str] | None = None,
     ) -> FeatureSchema:
         """Infer the schema from training data (every column but target and id by default)."""
-        if feature_columns is None:
-            feature_columns = [c for c in frame.columns if c not in (target, id_column)]
-        features: list[NumericFeature | CategoricalFeature] = []
-        for name in feature_columns:
-            column = frame[name]
-            nullable = bool(column.isna().any())
-            if pd.api.types.is_bool_dtype(column):
-                features.append(
-                    CategoricalFeature(
-                        name=str(name),
-                        nullable=nullable,
-                        categories=sorted({str(v) for v in column.dropna().unique()}),
-                    )
-                )
-            elif pd.api.types.is_numeric_dtype(column):
-                finite = column[np.isfinite(column.astype("float64"))]
-                features.append(
-                    NumericFeature(
-                        name=str(name),
-                        integer=pd.api.types.is_integer_dtype(column),
-                        nullable=nullable,
-                        min=float(finite.min()) if len(finite) else None,
-                        max=float(finite.max()) if len(finite) else None,
-                    )
-                )
-            else:
-                values = column.dropna().astype(str).unique()
-                features.append(
-                    CategoricalFeature(
-                        name=str(name),
-                        nullable=nullable,
-                        categories=sorted(values.tolist()) if len(values) <= MAX_CATEGORIES else [],
-                    )
-                )
-        return cls(features=features, id_column=id_column, target=target)
+        return infer_schema(frame, target, id_column, feature_columns).schema
 
     # ---- lookups ---------------------------------------------------------------------------
 
@@ -240,6 +233,8 @@ class FeatureSchema(BaseModel):
         """Allowed-but-unusual values: out of the training range, or an unseen category."""
         flags: list[FieldProblem] = []
         for feature in self.features:
+            if feature.enforced:
+                continue  # declared bounds were enforced by validation, not flagged
             column = frame[feature.name]
             if isinstance(feature, NumericFeature):
                 # numpy, not pandas comparisons: this runs on every online request.
@@ -326,7 +321,15 @@ class FeatureSchema(BaseModel):
                     not_finite = np.isinf(numbers)
                     reject(not_finite, f"{feature.name}: not a finite number")
                     numbers = numbers.where(~not_finite, np.nan)
-                    if feature.min is not None and feature.max is not None:
+                    if feature.enforced:
+                        for bound, word, below in (
+                            (feature.min, "below the declared minimum", True),
+                            (feature.max, "above the declared maximum", False),
+                        ):
+                            if bound is not None:
+                                out = numbers < bound if below else numbers > bound
+                                reject(out, f"{feature.name}: {word} {bound:g}")
+                    elif feature.min is not None and feature.max is not None:
                         outside = (numbers < feature.min) | (numbers > feature.max)
                         if outside.any():
                             flag_counts[feature.name] = int(outside.sum())
@@ -335,7 +338,13 @@ class FeatureSchema(BaseModel):
                 text = raw.astype(object).where(~blank, np.nan)
                 text = text.where(text.isna(), text.astype(str))
                 known = self._categories.get(feature.name)
-                if known:
+                if feature.enforced:
+                    allowed = frozenset(feature.categories)
+                    reject(
+                        text.notna() & ~text.isin(allowed),
+                        f"{feature.name}: not one of the declared categories",
+                    )
+                elif known:
                     unseen = text.notna() & ~text.isin(known)
                     if unseen.any():
                         flag_counts[feature.name] = int(unseen.sum())
@@ -348,16 +357,292 @@ class FeatureSchema(BaseModel):
         return FrameValidation(valid=valid, rejected=reasons[bad], flag_counts=flag_counts)
 
 
+# ---- inference ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SchemaInference:
+    """An inferred schema, and what a person should check about it (ambiguous columns)."""
+
+    schema: FeatureSchema
+    warnings: list[str] = field(default_factory=list)
+
+
+class DeclarationError(SkyliftError, ValueError):
+    """A ``[features.<name>]`` declaration does not fit the training data."""
+
+
+def _text_as_numbers(column: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(numbers, blank, not_a_number) for a text column: blank strings are missing values."""
+    objects = column.astype(object)
+    missing = objects.isna()
+    stripped = objects.map(lambda v: v.strip() if isinstance(v, str) else v)
+    blank = missing | (stripped == "")
+    numbers = pd.to_numeric(stripped.where(~blank, np.nan), errors="coerce").astype("float64")
+    return numbers, blank, numbers.isna() & ~blank
+
+
+def _examples(values: pd.Series, limit: int = 3) -> str:
+    return ", ".join(repr(v)[:40] for v in values.drop_duplicates().head(limit))
+
+
+def _numeric_feature(
+    name: str, numbers: pd.Series, nullable: bool, integer: bool | None = None
+) -> NumericFeature:
+    finite = numbers[np.isfinite(numbers.astype("float64"))]
+    if integer is None:
+        integer = bool(len(finite)) and bool((finite == np.floor(finite)).all())
+    return NumericFeature(
+        name=name,
+        integer=integer,
+        nullable=nullable,
+        min=float(finite.min()) if len(finite) else None,
+        max=float(finite.max()) if len(finite) else None,
+    )
+
+
+def _categorical_feature(name: str, column: pd.Series, nullable: bool) -> CategoricalFeature:
+    values = column.dropna().astype(str).unique()
+    return CategoricalFeature(
+        name=name,
+        nullable=nullable,
+        categories=sorted(values.tolist()) if len(values) <= MAX_CATEGORIES else [],
+    )
+
+
+def _infer_feature(name: str, column: pd.Series, warnings: list[str]) -> Feature:
+    """One column's feature by its values; ambiguous columns add a warning."""
+    if pd.api.types.is_bool_dtype(column):
+        return _categorical_feature(name, column, bool(column.isna().any()))
+    if pd.api.types.is_numeric_dtype(column):
+        feature = _numeric_feature(
+            name, column, bool(column.isna().any()), pd.api.types.is_integer_dtype(column)
+        )
+        distinct = column.dropna().nunique()
+        if feature.integer and 3 <= distinct <= FEW_CODES and len(column) > 10 * FEW_CODES:
+            warnings.append(
+                f"column {name!r}: integers with only {distinct} distinct values: inferred "
+                f"numeric; if they are codes, declare [features.{name}] type = 'categorical'"
+            )
+        return feature
+    numbers, blank, not_number = _text_as_numbers(column)
+    present = int((~blank).sum())
+    blank_text = int(blank.sum() - column.isna().sum())
+    if present and not not_number.any():
+        # Numbers stored as text (a CSV column with " " cells): numeric, blanks are nulls.
+        warnings.append(
+            f"column {name!r}: numbers stored as text"
+            + (f" with {blank_text} blank cell(s)" if blank_text else "")
+            + ": inferred numeric"
+            + (" and nullable (blanks are missing values)" if blank.any() else "")
+            + f"; declare [features.{name}] type = 'categorical' if they are codes"
+        )
+        return _numeric_feature(name, numbers, bool(blank.any()))
+    nullable = bool(blank.any())
+    text = column.astype(object).where(~blank, np.nan)
+    categorical = _categorical_feature(name, text, nullable)
+    share = (present - int(not_number.sum())) / present if present else 0.0
+    if share >= MOSTLY_NUMERIC:
+        warnings.append(
+            f"column {name!r}: {share:.0%} of values are numbers but {int(not_number.sum())} "
+            f"are not (e.g. {_examples(column[not_number])}): inferred categorical; clean "
+            f"them, or declare [features.{name}] type = 'numeric' to treat them as missing"
+        )
+    if blank_text:
+        warnings.append(
+            f"column {name!r}: {blank_text} blank cell(s) are treated as missing values"
+        )
+    if not categorical.categories and present:
+        warnings.append(
+            f"column {name!r}: more than {MAX_CATEGORIES} distinct values: free text, "
+            "categories are not recorded and unseen values are not flagged"
+        )
+    return categorical
+
+
+def _declared_feature(
+    name: str,
+    column: pd.Series,
+    declared: FeatureDeclaration,
+    inferred: Feature,
+    warnings: list[str],
+) -> Feature:
+    """The declaration wins over inference; what it leaves unset is inferred."""
+    kind = declared.type
+    if kind is None:  # what the declared allowed values imply, else what was inferred
+        if declared.categories is not None:
+            kind = "categorical"
+        elif declared.bounded or isinstance(inferred, NumericFeature):
+            integer = isinstance(inferred, NumericFeature) and inferred.integer
+            kind = "integer" if integer else "numeric"
+        else:
+            kind = "categorical"
+    if kind == "categorical":
+        values = column.astype(object)
+        blank = values.isna() | values.map(lambda v: isinstance(v, str) and not v.strip())
+        nullable = declared.nullable if declared.nullable is not None else bool(blank.any())
+        base = _categorical_feature(name, values.where(~blank, np.nan), nullable)
+        if declared.categories is None:
+            return base
+        outside = sorted(set(base.categories) - set(declared.categories))
+        if outside:
+            warnings.append(
+                f"[features.{name}].categories: the training data also holds "
+                f"{', '.join(map(repr, outside[:5]))}; callers sending them are rejected"
+            )
+        return CategoricalFeature(
+            name=name, nullable=nullable, categories=list(declared.categories), enforced=True
+        )
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        numbers, blank = column.astype("float64"), column.isna()
+        not_number = pd.Series(False, index=column.index)
+    else:
+        numbers, blank, not_number = _text_as_numbers(column)
+    if not_number.any():
+        if not_number.all() or (blank | not_number).all():
+            raise DeclarationError(
+                f"[features.{name}].type = {kind!r}, but no training value is a number "
+                f"(e.g. {_examples(column[not_number])})"
+            )
+        warnings.append(
+            f"[features.{name}].type = {kind!r}: {int(not_number.sum())} training value(s) "
+            f"are not numbers (e.g. {_examples(column[not_number])}) and count as missing; "
+            "callers sending them are rejected"
+        )
+        blank = blank | not_number
+    nullable = declared.nullable if declared.nullable is not None else bool(blank.any())
+    number = _numeric_feature(name, numbers, nullable, kind == "integer")
+    if kind == "integer" and number.min is not None:
+        finite = numbers[np.isfinite(numbers)]
+        if not (finite == np.floor(finite)).all():
+            raise DeclarationError(
+                f"[features.{name}].type = 'integer', but training values have fractions"
+            )
+    if not declared.bounded:
+        return number
+    return number.model_copy(update={"min": declared.min, "max": declared.max, "enforced": True})
+
+
+def estimator_columns(model: Any) -> list[str] | None:
+    """The input columns a fitted estimator reads, or None when it does not say.
+
+    A ColumnTransformer (alone or as a Pipeline's first step) reads the columns its
+    transformers select (a dropped remainder is not read: scikit-learn does not ask for it at
+    predict time); anything else reads its ``feature_names_in_``.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    step = model
+    while isinstance(step, Pipeline) and step.steps:
+        step = step.steps[0][1]
+    names = getattr(model, "feature_names_in_", None)
+    if isinstance(step, ColumnTransformer) and hasattr(step, "transformers_"):
+        inputs = [str(n) for n in getattr(step, "feature_names_in_", [])]
+        used: set[str] = set()
+        for _, transformer, columns in step.transformers_:
+            if isinstance(transformer, str) and transformer == "drop":
+                continue
+            used.update(_selected(columns, inputs))
+        return [n for n in inputs if n in used]
+    return [str(n) for n in names] if names is not None else None
+
+
+def _selected(columns: Any, inputs: list[str]) -> list[str]:
+    """Column names a ColumnTransformer selection stands for (names, indices, mask, slice)."""
+    if callable(columns):
+        return []  # fitted transformers_ hold resolved selections; callables do not remain
+    if isinstance(columns, str):
+        return [columns]
+    if isinstance(columns, slice):
+        return inputs[columns]
+    items = list(np.asarray(columns).ravel()) if not isinstance(columns, list) else columns
+    if items and all(isinstance(i, bool | np.bool_) for i in items):
+        return [n for n, keep in zip(inputs, items, strict=False) if keep]
+    if items and all(isinstance(i, int | np.integer) for i in items):
+        return [inputs[int(i)] for i in items]
+    return [str(i) for i in items]
+
+
+def infer_schema(
+    frame: pd.DataFrame,
+    target: str | None = None,
+    id_column: str | None = None,
+    feature_columns: Iterable[str] | None = None,
+    declarations: Mapping[str, FeatureDeclaration] | None = None,
+) -> SchemaInference:
+    """Infer the schema of ``frame``; ``feature_columns`` (default: every column but target
+    and id) become features, the other columns optional. Declarations override inference.
+
+    Raises DeclarationError (naming ``[features.<name>]``) for a declaration that names a
+    column not in the data, or that the data contradicts.
+    """
+    declarations = declarations or {}
+    candidates = [str(c) for c in frame.columns if c not in (target, id_column)]
+    for name in declarations:
+        if name not in candidates:
+            why = (
+                "is the target"
+                if name == target
+                else ("is the id column" if name == id_column else "is not in the training data")
+            )
+            raise DeclarationError(
+                f"[features.{name}] names a column that {why} "
+                f"(feature columns: {', '.join(candidates[:20])})"
+            )
+    names = candidates if feature_columns is None else [str(c) for c in feature_columns]
+    warnings: list[str] = []
+    features: list[Feature] = []
+    for name in names:
+        column = frame[name]
+        column_warnings: list[str] = []
+        feature = _infer_feature(name, column, column_warnings)
+        if name in declarations:
+            feature = _declared_feature(name, column, declarations[name], feature, warnings)
+        else:
+            warnings += column_warnings
+        features.append(feature)
+    optional = [c for c in candidates if c not in set(names)]
+    for name in optional:
+        if name in declarations:
+            warnings.append(
+                f"[features.{name}]: the model does not read this column: it is optional and "
+                "ignored, and the declaration has no effect"
+            )
+    for text in warnings:
+        logger.warning("schema: %s", text)
+    schema = FeatureSchema(features=features, id_column=id_column, target=target, optional=optional)
+    return SchemaInference(schema=schema, warnings=warnings)
+
+
+def _blank_as_none(value: Any) -> Any:
+    """A blank string for a nullable numeric feature is a missing value, as in training."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 def _record_model(schema: FeatureSchema) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     # Feature names need not be Python identifiers: fields get safe names and keep the real
     # name as their alias.
     for index, feature in enumerate(schema.features):
-        kind = _Number if isinstance(feature, NumericFeature) else _Text
+        kind: Any = _Text
+        if isinstance(feature, NumericFeature):
+            kind = _Number
+            if feature.enforced:
+                kind = Annotated[kind, Field(ge=feature.min, le=feature.max)]
+        elif feature.enforced:
+            kind = Literal[tuple(feature.categories)]
         if feature.nullable:
-            fields[f"f{index}"] = (kind | None, Field(default=None, alias=feature.name))
+            if isinstance(feature, NumericFeature):
+                kind = Annotated[kind | None, BeforeValidator(_blank_as_none)]
+            else:
+                kind = kind | None
+            fields[f"f{index}"] = (kind, Field(default=None, alias=feature.name))
         else:
             fields[f"f{index}"] = (kind, Field(alias=feature.name))
+    for index, name in enumerate(schema.optional):
+        # Known from training, not read by the model: accepted and dropped.
+        fields[f"o{index}"] = (Any, Field(default=None, alias=name))
     if schema.id_column and schema.id_column not in schema.names:
         fields["record_id"] = (_Id | None, Field(default=None, alias=schema.id_column))
     return create_model("Record", __config__=ConfigDict(extra="forbid"), **fields)
@@ -372,6 +657,9 @@ _PROBLEM_TEXT = {
     "model_type": "record must be a JSON object",
     "dict_type": "record must be a JSON object",
     "int_type": "must be a string or an integer",
+    "greater_than_equal": "is below the declared minimum",
+    "less_than_equal": "is above the declared maximum",
+    "literal_error": "is not one of the declared categories",
 }
 
 

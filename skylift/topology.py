@@ -71,15 +71,24 @@ class FunctionSpec:
     memory_mb: int
     timeout_seconds: int
     environment: dict[str, str]
-    s3_read: tuple[str, ...] = ()  # key prefixes it may GetObject
+    s3_read: tuple[str, ...] = ()  # key prefixes it may GetObject (and list)
     s3_write: tuple[str, ...] = ()  # key prefixes it may PutObject (and multipart)
-    s3_list: tuple[str, ...] = ()  # key prefixes it may list (ListBucket with s3:prefix)
     s3_delete: tuple[str, ...] = ()  # key prefixes it may DeleteObject (staging it cleans up)
     firehose_put: bool = False
     events_put: bool = False
+    kms_sign: bool = False  # may sign model versions with the signing key (kms:Sign)
+    kms_verify: bool = False  # may check signatures (kms:GetPublicKey, kms:Verify)
     reserved_concurrency: int | None = None
     provisioned_concurrency: int | None = None
     snap_start: bool = False  # published versions start from a snapshot of the warmed init
+
+    @property
+    def s3_list(self) -> tuple[str, ...]:
+        """Key prefixes it may list (ListBucket with an ``s3:prefix`` condition): exactly those
+        it reads. Without ListBucket, S3 answers a GET of a missing key with 403 AccessDenied,
+        not 404, so "is there a manifest / an alias yet?" would fail; AWS evaluates the
+        condition with the requested key as ``s3:prefix``."""
+        return self.s3_read
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,8 @@ class Topology:
     drift_event_detail_type: str = DRIFT_DETAIL_TYPE
     drift_function: str = "retrain"  # what a drift event starts (when retrain_on_drift)
     retrain_on_drift: bool = False
+    signing_key: str | None = None  # the KMS key versions are signed with; None = no signing
+    provision_signing_key: bool = False  # the stack creates it (as signing_key, an alias)
     tags: dict[str, str] = field(default_factory=dict)
     fanout_state_machine: str = ""  # the batch fan-out's state machine (Distributed Map)
     fanout_max_concurrency: int = 100
@@ -119,6 +130,7 @@ def describe(
     name = config.model.name
     model_prefix = f"{s.models_prefix}{name}/"
     stream = config.api.capture_stream or f"skylift-{name}-capture"
+    signing = config.signing_key is not None
     common = {
         "SKYLIFT_CONFIG": config_path_in_asset,
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
@@ -135,6 +147,7 @@ def describe(
             environment={**common, "SKYLIFT_API__CAPTURE_STREAM": stream},
             s3_read=(model_prefix,),
             firehose_put=True,
+            kms_verify=signing,
             reserved_concurrency=config.api.reserved_concurrency,
             provisioned_concurrency=config.api.provisioned_concurrency,
             snap_start=config.score_snap_start,
@@ -148,7 +161,7 @@ def describe(
             environment=dict(common),
             s3_read=(model_prefix, s.incoming_prefix, s.predictions_prefix),
             s3_write=(s.predictions_prefix, s.quarantine_prefix),
-            s3_list=(model_prefix,),
+            kms_verify=signing,
         ),
         "fanout": FunctionSpec(
             name="fanout",
@@ -159,8 +172,8 @@ def describe(
             environment=dict(common),
             s3_read=(model_prefix, s.incoming_prefix, s.predictions_prefix, FANOUT_STAGING_PREFIX),
             s3_write=(s.predictions_prefix, s.quarantine_prefix, FANOUT_STAGING_PREFIX),
-            s3_list=(model_prefix, FANOUT_STAGING_PREFIX),
             s3_delete=(FANOUT_STAGING_PREFIX,),
+            kms_verify=signing,
         ),
         "retrain": FunctionSpec(
             name="retrain",
@@ -171,7 +184,8 @@ def describe(
             environment=dict(common),
             s3_read=(model_prefix, s.training_prefix),
             s3_write=(model_prefix, f"{s.reports_prefix}retrain/"),
-            s3_list=(model_prefix, s.training_prefix),
+            kms_sign=signing,
+            kms_verify=signing,
         ),
         "monitor": FunctionSpec(
             name="monitor",
@@ -189,14 +203,8 @@ def describe(
                 s.reports_prefix,
             ),
             s3_write=(f"{s.reports_prefix}monitoring/",),
-            s3_list=(
-                model_prefix,
-                s.capture_prefix,
-                s.predictions_prefix,
-                s.labels_prefix,
-                s.reports_prefix,
-            ),
             events_put=True,
+            kms_verify=signing,
         ),
     }
     return Topology(
@@ -223,6 +231,8 @@ def describe(
         predictions_prefix=s.predictions_prefix,
         quarantine_prefix=s.quarantine_prefix,
         retrain_on_drift=config.monitor.retrain_on_drift,
+        signing_key=config.signing_key,
+        provision_signing_key=signing and config.registry.signing_key_id is None,
         tags={"skylift:model": name},
         fanout_state_machine=f"skylift-{name}-batch-fanout",
         fanout_max_concurrency=config.batch.fanout_max_concurrency,

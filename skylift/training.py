@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import io
-import sys
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,11 +24,11 @@ from sklearn.model_selection import train_test_split
 
 from skylift import aws
 from skylift.bundle import HoldoutInfo, ModelBundle, TrainingDataRef
-from skylift.config import SkyliftConfig
+from skylift.config import SkyliftConfig, use_source_dir
 from skylift.errors import SkyliftError
 from skylift.profile import BaselineProfile
 from skylift.registry import ModelRegistry
-from skylift.schema import FeatureSchema
+from skylift.schema import DeclarationError, estimator_columns, infer_schema
 
 __all__ = [
     "TrainingError",
@@ -42,6 +42,9 @@ __all__ = [
 ]
 
 
+logger = logging.getLogger(__name__)
+
+
 class TrainingError(SkyliftError):
     """Training cannot run: bad entry point, unreadable data, missing target, failed fit."""
 
@@ -52,6 +55,8 @@ class TrainingResult:
     holdout: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     promoted: bool = False
+    # What a person should check: ambiguous column types, metrics that could not be computed.
+    warnings: list[str] = field(default_factory=list)
 
 
 # ---- the user's code ---------------------------------------------------------------------------
@@ -59,9 +64,7 @@ class TrainingResult:
 
 def load_entry_point(config: SkyliftConfig) -> Callable[[pd.DataFrame], Any]:
     """Import ``package.module:function`` with the config's source_dir on sys.path."""
-    source = str(config.source_path)
-    if source not in sys.path:
-        sys.path.insert(0, source)
+    source = str(use_source_dir(config))
     module_name, _, function_name = config.model.entry_point.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -204,13 +207,37 @@ def train_candidate(
         )
 
     started = time.perf_counter()
-    schema = FeatureSchema.infer(train, target=target, id_column=config.model.id_column)
-    features = holdout[schema.names]
-    metrics = evaluate(model, features, holdout[target], config.model.task)
+    warnings: list[str] = []
+    used = _used_columns(model, train, config, warnings)
+    try:
+        inference = infer_schema(
+            train,
+            target=target,
+            id_column=config.model.id_column,
+            feature_columns=used,
+            declarations=config.features,
+        )
+    except DeclarationError as exc:
+        raise TrainingError(f"{config.config_path or 'config'}: {exc}") from exc
+    schema = inference.schema
+    warnings += inference.warnings
+    # The model is evaluated on the holdout as scoring would feed it (schema-validated:
+    # blanks as missing, numbers as float64), so its metrics are what callers will get.
+    checked = schema.validate_frame(holdout)
+    if len(checked.rejected):
+        warnings.append(
+            f"holdout: {len(checked.rejected)} of {len(holdout)} rows do not fit the schema "
+            f"and were not scored (e.g. {checked.rejected.iloc[0]})"
+        )
+    if checked.valid.empty:
+        raise TrainingError("no holdout row fits the inferred schema: nothing to evaluate on")
+    metrics = evaluate(
+        model, checked.valid, holdout.loc[checked.valid.index, target], config.model.task
+    )
     timings["evaluate_seconds"] = time.perf_counter() - started
 
     baseline_predictions, kind = _baseline_predictions(
-        model, train[schema.names], config.model.task
+        model, schema.validate_frame(train).valid, config.model.task
     )
     baseline = BaselineProfile.from_frame(
         train, schema, predictions=baseline_predictions, prediction_kind=kind
@@ -230,7 +257,32 @@ def train_candidate(
         baseline=baseline,
         entry_point=config.model.entry_point,
     )
-    return TrainingResult(bundle=bundle, holdout=holdout, timings=timings)
+    return TrainingResult(bundle=bundle, holdout=holdout, timings=timings, warnings=warnings)
+
+
+def _used_columns(
+    model: Any, train: pd.DataFrame, config: SkyliftConfig, warnings: list[str]
+) -> list[str] | None:
+    """The columns the fitted estimator reads (required features), in its order; None (every
+    column but target and id) when the estimator does not say which."""
+    columns = estimator_columns(model)
+    others = {str(c) for c in train.columns} - {config.model.target, config.model.id_column}
+    if columns is None:
+        warnings.append(
+            f"{type(model).__name__} does not say which columns it reads (no "
+            "feature_names_in_ or ColumnTransformer): every column but target and id is a "
+            "required feature"
+        )
+        return None
+    unknown = [c for c in columns if c not in others]
+    if unknown:
+        warnings.append(
+            f"the estimator reads column(s) {', '.join(unknown[:10])} that train() received "
+            "under no such name (or as target/id): every column but target and id is a "
+            "required feature"
+        )
+        return None
+    return columns
 
 
 def _baseline_predictions(model: Any, features: pd.DataFrame, task: str) -> tuple[np.ndarray, Any]:

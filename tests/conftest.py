@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import EXAMPLE_DIR
+from tests.helpers import EXAMPLE_DIR, create_signing_key
 
 # Never let a test reach real AWS: fake credentials and a fixed region for every test.
 os.environ.update(
@@ -63,13 +63,14 @@ def churn_bundle(churn_config, churn_frame):
 
 @pytest.fixture
 def s3(churn_config) -> Iterator[Any]:
-    """A mocked S3 client with the example's bucket created."""
+    """A mocked S3 client with the example's bucket (and its signing key in KMS) created."""
     import boto3
     from moto import mock_aws
 
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=churn_config.storage.bucket)
+        create_signing_key(churn_config)
         yield client
 
 

@@ -22,6 +22,48 @@ EXAMPLE_DIR = ROOT / "examples" / "churn"
 EVENTS_DIR = ROOT / "events"
 
 
+def create_signing_key(config: Any, endpoint_url: str | None = None) -> str:
+    """The KMS key the stack provisions for ``config`` ([registry] signing), created in the
+    moto behind ``endpoint_url`` (or mock_aws); returns its ARN."""
+    import boto3
+
+    kms = boto3.client("kms", region_name="us-east-1", endpoint_url=endpoint_url)
+    key = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]
+    kms.create_alias(AliasName=config.default_signing_alias, TargetKeyId=key["KeyId"])
+    return str(key["Arn"])
+
+
+class _CreatesFile:
+    """Unpickling this object opens (creates) a file: proof that a payload ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return (open, (str(self.path), "w"))
+
+
+def pickle_payload(marker: Path) -> bytes:
+    """An attacker's model.joblib: creates ``marker`` if it is ever unpickled."""
+    import pickle
+
+    return pickle.dumps(_CreatesFile(marker))
+
+
+def tamper_champion(s3: Any, config: Any, version: int, marker: Path) -> None:
+    """The attack of issue 15: overwrite ``version``'s model.joblib with a payload and its
+    manifest's sha256 (and size) to match, leaving manifest.sig as it was."""
+    import hashlib
+
+    root = f"{config.storage.models_prefix}{config.model.name}/versions/{version}/"
+    bucket = config.storage.bucket
+    payload = pickle_payload(marker)
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=root + "manifest.json")["Body"].read())
+    manifest.update(sha256=hashlib.sha256(payload).hexdigest(), size_bytes=len(payload))
+    s3.put_object(Bucket=bucket, Key=root + "model.joblib", Body=payload)
+    s3.put_object(Bucket=bucket, Key=root + "manifest.json", Body=json.dumps(manifest).encode())
+
+
 def load_event(name: str) -> dict[str, Any]:
     """A sample event from events/ (the real AWS shapes)."""
     return json.loads((EVENTS_DIR / name).read_text())  # type: ignore[no-any-return]
@@ -75,6 +117,29 @@ def api_event(
         body = base64.b64encode(body.encode()).decode()
     event["body"] = body
     event["isBase64Encoded"] = base64_body
+    return event
+
+
+def http_api_event(rest: dict[str, Any], *, stage: str = "$default") -> dict[str, Any]:
+    """The HTTP API (payload 2.0) event API Gateway sends for the request ``rest`` describes:
+    lower-case header names, repeated headers comma-joined, the stage in rawPath unless it is
+    ``$default``, no body key without a body."""
+    headers: dict[str, str] = {}
+    for name, value in (rest.get("headers") or {}).items():
+        headers[name.lower()] = value
+    for name, values in (rest.get("multiValueHeaders") or {}).items():
+        headers[name.lower()] = ",".join(values)
+    method = rest["httpMethod"]
+    raw_path = rest["path"] if stage == "$default" else f"/{stage}{rest['path']}"
+    event = load_event("api_v2_predict.json")
+    event.pop("body", None)
+    event["rawPath"] = raw_path
+    event["headers"] = headers
+    event["requestContext"]["http"].update(method=method, path=raw_path)
+    event["requestContext"]["stage"] = stage
+    if rest.get("body") is not None:
+        event["body"] = rest["body"]
+    event["isBase64Encoded"] = bool(rest.get("isBase64Encoded"))
     return event
 
 

@@ -1,4 +1,5 @@
-"""Score Lambda: API Gateway REST proxy -> Powertools resolver -> skylift Scorer.
+"""Score Lambda: API Gateway proxy (REST API, or HTTP API payload 2.0) -> Powertools resolver
+-> skylift Scorer.
 
 The service (resolver, routes, error mapping, model holder, capture, metrics) lives in
 :mod:`skylift.serving`; this module builds it once per execution environment, which loads the
@@ -21,13 +22,15 @@ logger = Logger(service=service_name())
 tracer = lambda_tracer(service_name())  # Powertools Tracer when X-Ray tracing is on, else None
 
 service = create_service()
-app = service.app  # the APIGatewayRestResolver (enable_validation=True)
+app = service.app  # the APIGatewayRestResolver (service.http_app serves HTTP API events)
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    # Any JSON can be invoked directly: the service answers what is not a proxy event.
+    request_context = event.get("requestContext") if isinstance(event, dict) else None
+    request_id = request_context.get("requestId") if isinstance(request_context, dict) else None
+    logger.set_correlation_id(request_id if isinstance(request_id, str) else None)
     # A plain context stand-in (local stack, `skylift invoke`) may lack Lambda's attributes.
-    request_id = (event.get("requestContext") or {}).get("requestId")
-    logger.set_correlation_id(request_id)
     function = getattr(context, "function_name", None)
     if function:
         logger.append_keys(function_name=function)

@@ -3,9 +3,18 @@
 
 from infrastructure.components.batch_trigger import BatchTrigger
 from infrastructure.components.functions import Functions
+from infrastructure.components.model_signing import ModelSigning
 from infrastructure.components.observability import Observability
 from infrastructure.components.scheduling import Scheduling
 from infrastructure.components.serving import Serving
 from infrastructure.components.storage import Storage
 
-__all__ = ["BatchTrigger", "Functions", "Observability", "Scheduling", "Serving", "Storage"]
+__all__ = [
+    "BatchTrigger",
+    "Functions",
+    "ModelSigning",
+    "Observability",
+    "Scheduling",
+    "Serving",
+    "Storage",
+]

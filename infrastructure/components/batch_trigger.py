@@ -8,8 +8,9 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
+from infrastructure.nag import acknowledge
 from skylift.topology import Topology
 
 
@@ -48,8 +49,25 @@ class BatchTrigger(Construct):
             s3n.SqsDestination(self.queue),
             s3.NotificationKeyFilter(prefix=topology.incoming_prefix),
         )
+        acknowledge(
+            _notifications_handler_role(self),
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "CDK's bucket-notification handler: log writes to its own log group only.",
+        )
         function.add_event_source(
             sources.SqsEventSource(
                 self.queue, batch_size=topology.sqs_batch_size, report_batch_item_failures=True
             )
         )
+
+
+def _notifications_handler_role(scope: Construct) -> IConstruct:
+    """The role of the stack's singleton Lambda that CDK adds to configure bucket
+    notifications (a construct aws_s3 does not export)."""
+    stack = cdk.Stack.of(scope)
+    handler = next(
+        child
+        for child in stack.node.children
+        if child.node.id.startswith("BucketNotificationsHandler")
+    )
+    return handler.node.find_child("Role")

@@ -13,6 +13,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infrastructure.components.retention import log_retention
+from infrastructure.nag import acknowledge, acknowledge_object_wildcards
 from skylift.config import SkyliftConfig
 from skylift.topology import FunctionSpec, Topology
 
@@ -56,6 +57,24 @@ class Functions(Construct):
                 compatible_architectures=[architecture],
                 description="skylift runtime: scikit-learn, pandas, numpy, scipy, powertools",
             )
+        # X-Ray's PutTraceSegments/PutTelemetryRecords accept no resource ARN: their "*" sits in
+        # a policy of its own, acknowledged there, so a "*" added to a function's own policy
+        # still fails the synth (Tracing.ACTIVE would put it in every role's DefaultPolicy).
+        self.tracing = iam.Policy(
+            self,
+            "Tracing",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                    resources=["*"],
+                )
+            ],
+        )
+        acknowledge(
+            self.tracing,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray PutTraceSegments/PutTelemetryRecords accept no resource ARN.",
+        )
         for name, spec in topology.functions.items():
             environment = {**spec.environment, "SKYLIFT_STORAGE__BUCKET": bucket.bucket_name}
             log_group = logs.LogGroup(
@@ -70,7 +89,6 @@ class Functions(Construct):
                 "timeout": cdk.Duration.seconds(spec.timeout_seconds),
                 "architecture": architecture,
                 "environment": environment,
-                "tracing": lambda_.Tracing.ACTIVE,
                 "log_group": log_group,
                 "reserved_concurrent_executions": spec.reserved_concurrency,
             }
@@ -103,31 +121,76 @@ class Functions(Construct):
                     "@aws-cdk/aws-lambda:snapStartRequirePublish",
                     "each deploy publishes a version, invoked through the live alias",
                 )
-            _grant_prefixes(function, bucket, spec)
+            cfn_function = function.node.default_child
+            assert isinstance(cfn_function, lambda_.CfnFunction)
+            cfn_function.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode="Active")
+            assert function.role is not None
+            self.tracing.attach_to_role(function.role)
+            cfn_function.node.add_dependency(self.tracing)  # Lambda checks X-Ray rights on create
+            acknowledge(
+                function.role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                "Grants only log writes to the function's own log group.",
+            )
+            acknowledge(
+                function,
+                "AwsSolutions-L1",
+                "The runtime comes from [deploy].python_version, pinned to match the layer's "
+                "wheels and bytecode.",
+            )
+            for policy in _grant_prefixes(self, name, function, bucket, spec):
+                cfn_function.node.add_dependency(policy)
             self.functions[name] = function
 
 
-def _grant_prefixes(function: lambda_.Function, bucket: s3.IBucket, spec: FunctionSpec) -> None:
-    """Least privilege: object actions on the prefixes the function uses, and nothing else."""
+def _grant_prefixes(
+    scope: Construct, name: str, function: lambda_.Function, bucket: s3.IBucket, spec: FunctionSpec
+) -> list[iam.Policy]:
+    """Least privilege: object reads (with ListBucket on exactly those prefixes, so a missing
+    key is 404, not 403) and object writes on the prefixes the function uses. Each in a policy
+    of its own whose object wildcards are acknowledged on it alone: a write added on a prefix
+    the function only reads, or any new wildcard in its role, fails the synth."""
+    assert function.role is not None
+    policies = []
     if spec.s3_read:
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[bucket.arn_for_objects(f"{p}*") for p in spec.s3_read],
-            )
+        reads = iam.Policy(
+            scope,
+            f"{name.title()}Reads",
+            roles=[function.role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[bucket.arn_for_objects(f"{p}*") for p in spec.s3_read],
+                ),
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in spec.s3_list]}},
+                ),
+            ],
         )
+        acknowledge_object_wildcards(
+            reads, bucket, spec.s3_read, "The {prefix} objects the " + name + " function reads."
+        )
+        policies.append(reads)
     if spec.s3_write:
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
-                resources=[bucket.arn_for_objects(f"{p}*") for p in spec.s3_write],
-            )
+        writes = iam.Policy(
+            scope,
+            f"{name.title()}Writes",
+            roles=[function.role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=[
+                        "s3:PutObject",
+                        "s3:AbortMultipartUpload",
+                        "s3:ListMultipartUploadParts",
+                    ],
+                    resources=[bucket.arn_for_objects(f"{p}*") for p in spec.s3_write],
+                )
+            ],
         )
-    if spec.s3_list:
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in spec.s3_list]}},
-            )
+        acknowledge_object_wildcards(
+            writes, bucket, spec.s3_write, "The {prefix} objects the " + name + " function writes."
         )
+        policies.append(writes)
+    return policies

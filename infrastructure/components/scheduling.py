@@ -11,6 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infrastructure.nag import acknowledge_object_wildcards
 from skylift.topology import Topology
 
 
@@ -62,6 +63,12 @@ class Scheduling(Construct):
                     bucket.arn_for_objects(f"{topology.capture_error_prefix}*"),
                 ],
             )
+        )
+        acknowledge_object_wildcards(
+            role,
+            bucket,
+            [topology.capture_prefix, topology.capture_error_prefix],
+            "Firehose delivers captured requests (and delivery errors) under {prefix} only.",
         )
         self.stream = firehose.CfnDeliveryStream(
             self,

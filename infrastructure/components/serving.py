@@ -9,6 +9,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infrastructure.components.retention import log_retention
+from infrastructure.nag import acknowledge
 from skylift.config import SkyliftConfig
 from skylift.topology import Topology
 
@@ -76,6 +77,30 @@ class Serving(Construct):
                 else apigw.AuthorizationType.NONE,
                 api_key_required=not iam_auth,
             ),
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG2",
+            "The function validates every request against the model's schema and answers 400 "
+            "with field details.",
+        )
+        acknowledge(
+            self.api.deployment_stage,
+            "AwsSolutions-APIG3",
+            "WAF is an account-level choice; throttling and quotas come from the usage plan.",
+        )
+        for rule, reason in (
+            (
+                "AwsSolutions-APIG4",
+                "Requests are authorised by API key + usage plan (or IAM when [api].auth = 'iam').",
+            ),
+            ("AwsSolutions-COG4", "No Cognito: callers are services holding API keys or IAM."),
+        ):
+            acknowledge(self.api.root, rule, reason)  # every method hangs under the root
+        acknowledge(
+            self.api.node.find_child("CloudWatchRole"),
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            "API Gateway's account-level role for access and execution logs.",
         )
         integration = apigw.LambdaIntegration(target)
         for route in topology.routes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -41,8 +40,6 @@ def demo(example_dir: Path, rows: int, batch_rows: int, workdir: Path) -> None:
 
     started = time.perf_counter()
     config = load_config(example_dir / "skylift.toml")
-    if str(config.source_path) not in sys.path:
-        sys.path.insert(0, str(config.source_path))  # the example's churn_model package
     from churn_model.data import generate_churn  # the example project's sample data
 
     workdir.mkdir(parents=True, exist_ok=True)

@@ -105,8 +105,6 @@ def invoke(state: CliState, function: str, event_path: Path, raw: bool) -> None:
     if config.config_path is not None:
         # The handler module loads its config from the environment, as in Lambda.
         os.environ["SKYLIFT_CONFIG"] = str(config.config_path)
-    if str(config.source_path) not in sys.path:
-        sys.path.insert(0, str(config.source_path))  # the user's package (pickled pipeline)
     if function == "score" and config.api.capture_stream:
         os.environ.setdefault("SKYLIFT_API__CAPTURE_STREAM", config.api.capture_stream)
     # Logs and EMF metrics go to stderr, as they would go to CloudWatch: stdout is the reply.

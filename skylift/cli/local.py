@@ -44,14 +44,12 @@ def local() -> None:
 def up(state: CliState, port: int, aws_port: int, api_key: str | None, no_clock: bool) -> None:
     """Run the local stack in the foreground until Ctrl-C."""
     import logging
-    import sys
 
     from skylift.local.stack import LocalStack
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
     config = state.config
-    sys.path.insert(0, str(config.source_path))
     stop = threading.Event()
     # SIGTERM stops as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

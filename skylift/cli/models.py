@@ -1,11 +1,13 @@
-"""``skylift train`` and ``skylift models list|describe|promote|rollback``."""
+"""``skylift train`` and ``skylift models list|describe|verify|promote|rollback``."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from skylift.cli.main import CliState, cli, console, pass_state, user_errors
 from skylift.registry import DEFAULT_ALIAS, ModelRegistry
@@ -40,6 +42,8 @@ def train(state: CliState, data: str | None, promote: bool) -> None:
         f"in {registry.uri}" + (" and promoted it to champion" if result.promoted else "")
     )
     console.print(_metrics_table(manifest.metrics, title="holdout metrics"))
+    for warning in result.warnings:  # plain text: "[features.x]" is not rich markup
+        console.print(Text("warning: ", style="yellow") + Text(warning), soft_wrap=True)
 
 
 @cli.group()
@@ -101,6 +105,15 @@ def describe(state: CliState, version: str | None, as_json: bool) -> None:
     table.add_row("target", manifest.target)
     table.add_row("classes", json.dumps(manifest.classes))
     table.add_row("sha256", manifest.sha256)
+    signature = registry.signature(number)
+    if signature is None:
+        table.add_row("signed", "no (unsigned)")
+    else:
+        statement = signature.statement
+        table.add_row(
+            "signed", f"by {statement.signer or 'unknown'} at {statement.signed_at.isoformat()}"
+        )
+        table.add_row("signing key", f"{signature.key_id} ({signature.algorithm})")
     table.add_row(
         "runtime", ", ".join(f"{k} {v}" for k, v in manifest.runtime.model_dump().items())
     )
@@ -119,6 +132,30 @@ def describe(state: CliState, version: str | None, as_json: bool) -> None:
             f"feature {feature.name}", detail + (", nullable" if feature.nullable else "")
         )
     console.print(table)
+
+
+@models.command()
+@click.argument("version", required=False)
+@pass_state
+@user_errors
+def verify(state: CliState, version: str | None) -> None:
+    """Re-check one version (default: champion) without unpickling it: its signature, the
+    artifact's sha256 and the runtime it was written by. Exits 1 if any check fails."""
+    from skylift.model_checks import check_version
+
+    registry = state.registry()
+    number = _version_or_alias(registry, version or DEFAULT_ALIAS)
+    checks = check_version(registry, number)
+    table = Table(title=f"{registry.name} version {number}")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail")
+    for check in checks:
+        style = {"passed": "green", "failed": "bold red", "skipped": "yellow"}[check.result]
+        table.add_row(check.name, Text(check.result, style=style), Text(check.detail))
+    console.print(table)
+    if any(check.result == "failed" for check in checks):
+        sys.exit(1)
 
 
 @models.command()

@@ -35,6 +35,7 @@ class Clients:
     firehose: Any
     events: Any
     region: str = "us-east-1"
+    kms: Any = None  # the signing key's home; None: leave signing keys alone
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def granted_puts(topology: Topology, names: ProvisionedNames) -> dict[str, list[
 @dataclass(frozen=True)
 class Action:
     kind: str  # create_bucket | create_queue | set_queue | notify | create_stream | put_rule
+    # | create_signing_key
     target: str
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -167,6 +169,12 @@ def plan(topology: Topology, clients: Clients) -> list[Action]:
                 },
             )
         )
+    if topology.provision_signing_key and clients.kms is not None:
+        alias = topology.signing_key
+        try:
+            clients.kms.describe_key(KeyId=alias)
+        except clients.kms.exceptions.NotFoundException:
+            actions.append(Action("create_signing_key", str(alias)))
     for schedule in topology.schedules:
         rule = names.rules[schedule.name]
         state = "ENABLED" if schedule.enabled else "DISABLED"
@@ -236,6 +244,16 @@ def apply(actions: list[Action], clients: Clients) -> None:
             )
             clients.events.put_targets(
                 Rule=action.target, Targets=[{"Id": "function", "Arn": action.params["Target"]}]
+            )
+        elif action.kind == "create_signing_key":
+            # As the CDK Signing construct declares it: ECC P-256, for signing, behind the alias.
+            key = clients.kms.create_key(
+                KeyUsage="SIGN_VERIFY",
+                KeySpec="ECC_NIST_P256",
+                Description=f"Signs the versions of the model behind {action.target}",
+            )
+            clients.kms.create_alias(
+                AliasName=action.target, TargetKeyId=key["KeyMetadata"]["KeyId"]
             )
         else:  # pragma: no cover - plan() only makes the kinds above
             raise ValueError(f"unknown provisioning action {action.kind!r}")

@@ -31,7 +31,7 @@ from typing import Any
 
 import boto3
 
-from skylift.config import SkyliftConfig
+from skylift.config import SkyliftConfig, use_source_dir
 from skylift.local.functions import HandlerUnavailable, LocalFunction
 from skylift.local.gateway import (
     ApiGatewayEventConverter,
@@ -141,9 +141,9 @@ class LocalStack:
     def _start(self) -> None:
         local = self._exit.enter_context(local_aws(port=self.aws_port))
         self.endpoint_url = local.endpoint_url
-        for path in (str(_code_root()), str(self.config.source_path)):
-            if path not in sys.path:
-                sys.path.insert(0, path)
+        if str(_code_root()) not in sys.path:
+            sys.path.insert(0, str(_code_root()))
+        use_source_dir(self.config)  # the handlers unpickle the user's pipeline
         self.provisioned = provision(self.topology, self.clients())
         for name, action in ((a.kind, a) for a in self.provisioned):
             logger.info("provisioned: %s %s", name, action.target)
@@ -234,6 +234,7 @@ class LocalStack:
             firehose=self.client("firehose"),
             events=self.client("events"),
             region=self.region,
+            kms=self.client("kms"),
         )
 
     @property

@@ -1,9 +1,10 @@
 """The online scoring service behind ``functions/score/app.py``.
 
 * :mod:`~skylift.serving.contracts`: the request envelopes and replies (the wire contract).
-* :mod:`~skylift.serving.service`: :class:`ScoringService`, the Powertools resolver and routes.
+* :mod:`~skylift.serving.service`: :class:`ScoringService`, the Powertools resolvers and routes.
+* :mod:`~skylift.serving.payloads`: REST API (1.0) or HTTP API (2.0) event, and reply formats.
 * :mod:`~skylift.serving.error_mapping`: every exception -> one JSON error reply.
-* :mod:`~skylift.serving.screening`: size and encoding checks before parsing.
+* :mod:`~skylift.serving.screening`: size, encoding (base64, gzip, UTF-8) checks before parsing.
 * :mod:`~skylift.serving.factory`: :func:`create_service`, as the Lambda init runs it.
 * :class:`~skylift.model_holder.ModelHolder` (shared with batch) keeps the champion loaded.
 """

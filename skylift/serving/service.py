@@ -1,5 +1,7 @@
-"""The scoring API's service: a Powertools ``APIGatewayRestResolver`` with validation on
-(``POST /predict``, ``GET /health``, ``GET /model``, ``GET /openapi.json``), the model holder,
+"""The scoring API's service: Powertools resolvers with validation on, one for REST API events
+(``APIGatewayRestResolver``) and one for HTTP API payload 2.0 events
+(``APIGatewayHttpResolver``), with the same routes (``POST /predict``, ``GET /health``,
+``GET /model``, ``GET /openapi.json``) and error mapping; the model holder,
 capture and the EMF metrics the alarms are built on. Every error, whatever raised it, becomes
 a reply in one place (:mod:`skylift.serving.error_mapping`)."""
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -35,6 +38,7 @@ from skylift.serving.error_mapping import (
     is_json_content_type,
     unsupported_media_type,
 )
+from skylift.serving.payloads import HttpApiResolver, PayloadFormat, payload_format, proxy_reply
 from skylift.serving.screening import (
     non_unicode_values,
     normalize_media_type,
@@ -87,26 +91,35 @@ class ScoringService:
         self._new_request_id = new_request_id or (lambda: str(uuid.uuid4()))
         self._request = _RequestState()
         self._openapi: str | None = None
-        # Powertools' resolver keeps the current event on itself: one request at a time, as
-        # Lambda runs one per environment (the local stack serialises its invocations too).
-        self.app = self._build_app()
+        # Powertools' resolvers keep the current event on themselves: one request at a time,
+        # as Lambda runs one per environment (the local stack serialises its invocations too).
+        self.app = self._build_app(APIGatewayRestResolver)  # REST API (payload 1.0)
+        self.http_app = self._build_app(HttpApiResolver)  # HTTP API (payload 2.0)
+        self._current: ApiGatewayResolver = self.app
 
     # ---- entry point -------------------------------------------------------------------------
 
-    def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        """Serve one API Gateway REST proxy event; always returns a proxy reply."""
+    def handle(self, event: Any, context: Any = None) -> dict[str, Any]:
+        """Serve one API Gateway proxy event (REST API or HTTP API payload 2.0); always
+        returns a proxy reply in the event's format (the REST format for anything else)."""
         started = time.perf_counter()
         self._request = _RequestState()
+        payload = PayloadFormat.REST
         try:
+            payload = payload_format(event)
+            self._current = self.http_app if payload is PayloadFormat.HTTP else self.app
             normalize_media_type(event)
             screened = screen_body(event, self.api.max_body_bytes)
             if screened is not None:
-                reply = self._proxy_reply(self._error_reply(screened))
+                reply = proxy_reply(self._error_reply(screened), payload)
             else:
-                reply = self.app.resolve(event, context)
-        except Exception as exc:  # a bug of ours or an event that is not a proxy event
+                reply = self._current.resolve(event, context)
+        except ApiError as error:  # not an event this function serves
+            logger.error("%s: %s", error.code, error.message)
+            reply = proxy_reply(self._error_reply(error), payload)
+        except Exception as exc:  # a bug of ours
             logger.exception("unhandled error serving request")
-            reply = self._proxy_reply(self._error_reply(exc))
+            reply = proxy_reply(self._error_reply(exc), payload)
         self._publish_metrics(reply, (time.perf_counter() - started) * 1000.0)
         # Powertools answers REST events with multiValueHeaders only; API Gateway takes both
         # forms (multiValueHeaders win on a clash), plain-header emulators need ``headers``.
@@ -136,8 +149,9 @@ class ScoringService:
 
     # ---- routes ------------------------------------------------------------------------------
 
-    def _build_app(self) -> APIGatewayRestResolver:
-        app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_envelope)
+    def _build_app(self, resolver: type[ApiGatewayResolver]) -> ApiGatewayResolver:
+        """One resolver with the routes, their documentation and the error mapping."""
+        app = resolver(enable_validation=True, json_body_deserializer=parse_envelope)
         error_responses: dict[int, Any] = {
             status: {
                 "description": description,
@@ -191,9 +205,9 @@ class ScoringService:
         return app
 
     def predict(self, request: PredictRequest) -> Response:
-        if not is_json_content_type(self.app.current_event):
+        if not is_json_content_type(self._current.current_event):
             # Powertools also parses form posts, and "records=1" fits the envelope.
-            raise unsupported_media_type(self.app.current_event)
+            raise unsupported_media_type(self._current.current_event)
         records = request.to_records()
         if not records:
             raise ApiError(
@@ -268,11 +282,11 @@ class ScoringService:
             logger.exception("capture failed")
 
     def _request_id(self) -> str:
-        event = self.app.current_event
+        event = self._current.current_event
         request_id = (event.get("requestContext") or {}).get("requestId")
         if request_id:
             return str(request_id)
-        context = getattr(self.app, "lambda_context", None)
+        context = getattr(self._current, "lambda_context", None)
         return str(getattr(context, "aws_request_id", None) or self._new_request_id())
 
     def health(self) -> Response:
@@ -324,21 +338,11 @@ class ScoringService:
     # ---- replies and metrics -----------------------------------------------------------------
 
     def _error_reply(self, exc: Exception) -> Response:
-        error = api_error_for(exc, self.app.current_event)
+        # The current event is read only for routing and media-type errors, which come from
+        # inside resolve(); before the first resolve() a resolver has none.
+        error = api_error_for(exc, getattr(self._current, "current_event", None))
         self._request.error_code = error.code
         return error_response(error)
-
-    @staticmethod
-    def _proxy_reply(response: Response) -> dict[str, Any]:
-        """The REST proxy reply Powertools would give (headers as multiValueHeaders)."""
-        headers = {"Content-Type": response.content_type or _JSON}
-        headers.update({k: v for k, v in response.headers.items() if isinstance(v, str)})
-        return {
-            "statusCode": response.status_code,
-            "body": response.body,
-            "isBase64Encoded": False,
-            "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        }
 
     def _publish_metrics(self, reply: dict[str, Any], latency_ms: float) -> None:
         try:

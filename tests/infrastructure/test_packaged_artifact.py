@@ -21,7 +21,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.helpers import load_event
+from tests.helpers import create_signing_key, load_event
 
 # Lambda puts the code first, then the layer's python/ (and the runtime's own modules, which
 # this interpreter's standard library stands in for).
@@ -90,6 +90,7 @@ def aws(churn_config, churn_frame):
     endpoint = f"http://{host}:{port}"
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     s3.create_bucket(Bucket=churn_config.storage.bucket)
+    create_signing_key(churn_config, endpoint)
     s3.put_object(
         Bucket=churn_config.storage.bucket,
         Key="training/churn.csv",

@@ -135,13 +135,19 @@ def test_alarms_notify_a_topic_and_a_dashboard_exists(template, template_json):
 
 
 def _statements(template_json, function_prefix):
-    policies = resources(template_json, "AWS::IAM::Policy")
-    policy = next(
-        p
-        for k, p in policies.items()
-        if k.startswith(f"Functions{function_prefix}ServiceRoleDefaultPolicy")
+    """Every statement of every policy attached to the function's role."""
+    function = next(
+        f
+        for k, f in resources(template_json, "AWS::Lambda::Function").items()
+        if k.startswith(f"Functions{function_prefix}") and "Handler" in f["Properties"]
     )
-    return policy["Properties"]["PolicyDocument"]["Statement"]
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [
+        statement
+        for policy in resources(template_json, "AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
 
 
 def _s3_objects(statements, action):

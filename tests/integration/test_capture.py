@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from skylift.api_capture import FirehoseCapture, NullCapture
 from skylift.serving import ModelHolder, build_service, create_service
-from tests.helpers import RECORD, call, emf_lines, predict_event
+from tests.helpers import RECORD, call, create_signing_key, emf_lines, predict_event
 
 STREAM = "skylift-churn-capture"
 
@@ -22,6 +22,7 @@ def aws(churn_config):
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=churn_config.storage.bucket)
+        create_signing_key(churn_config)
         firehose = boto3.client("firehose", region_name="us-east-1")
         firehose.create_delivery_stream(
             DeliveryStreamName=STREAM,
@@ -187,6 +188,7 @@ def test_handler_module_over_http_loads_from_s3_and_captures_to_firehose(
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=churn_config.storage.bucket)
+        create_signing_key(churn_config)
         registry = ModelRegistry.from_config(churn_config, s3_client=s3)
         registry.promote(registry.register(churn_bundle).version or 0)
         boto3.client("firehose", region_name="us-east-1").create_delivery_stream(

@@ -63,3 +63,36 @@ def test_bad_config_names_file_and_field(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(config), "models", "list"])
     assert result.exit_code == 2
     assert str(config) in result.output and "[model].target is required" in result.output
+
+
+def _row(output: str, check: str) -> str:
+    """The first line of a check's row in the verify table."""
+    return next(line for line in output.splitlines() if line.lstrip("│ ").startswith(check))
+
+
+def test_models_verify_passes_a_signed_version_and_describe_names_the_signer(
+    run, data_file, churn_config
+):
+    assert run("train", "--data", data_file, "--promote").exit_code == 0
+    result = run("models", "verify")
+    assert result.exit_code == 0, result.output
+    for check in ("signature", "sha256", "runtime"):
+        assert "passed" in _row(result.output, check), result.output
+    described = run("models", "describe", "1")
+    assert "arn:aws:sts::123456789012:user/moto" in described.output
+    assert "ECDSA_SHA_256" in described.output
+
+
+def test_models_verify_fails_the_attack_and_says_which_check(
+    run, data_file, s3, churn_config, tmp_path
+):
+    from tests.helpers import tamper_champion
+
+    assert run("train", "--data", data_file, "--promote").exit_code == 0
+    marker = tmp_path / "pwned"
+    tamper_champion(s3, churn_config, 1, marker)
+    result = run("models", "verify", "champion")
+    assert result.exit_code == 1, result.output
+    assert "failed" in _row(result.output, "signature")
+    assert "passed" in _row(result.output, "sha256")  # the attacker fixed the hash up
+    assert not marker.exists()  # verify never unpickles

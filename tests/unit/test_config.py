@@ -60,6 +60,12 @@ def test_config_path_from_environment(tmp_path, monkeypatch):
         (MINIMAL + "\n[api]\nmax_recordz = 5\n", "[api].max_recordz is not a known field"),
         (MINIMAL.replace("churn_model.train:train", "churn_model.train"), "[model].entry_point"),
         (MINIMAL + '\n[retrain]\nschedule = "every day"\n', "[retrain].schedule"),
+        (MINIMAL + '\n[features.tenure]\ntype = "text"\n', "[features.tenure].type"),
+        (MINIMAL + "\n[features.tenure]\nnulable = true\n", "[features.tenure].nulable is not"),
+        (
+            MINIMAL + '\n[features.plan]\ntype = "categorical"\nmin = 1\n',
+            "[features.plan] Value error, min and max are for numeric",
+        ),
     ],
 )
 def test_bad_field_is_named_with_its_file(tmp_path, text, expected):
@@ -68,6 +74,20 @@ def test_bad_field_is_named_with_its_file(tmp_path, text, expected):
         load_config(path)
     assert str(path) in str(caught.value)
     assert expected in str(caught.value)
+
+
+def test_features_are_declared_per_column(tmp_path):
+    config = load_config(
+        write(
+            tmp_path,
+            MINIMAL
+            + '\n[features.TotalCharges]\ntype = "numeric"\nnullable = true\nmin = 0\n'
+            + '\n[features.Contract]\ncategories = ["Month-to-month", "One year"]\n',
+        )
+    )
+    charges, contract = config.features["TotalCharges"], config.features["Contract"]
+    assert (charges.type, charges.nullable, charges.min, charges.max) == ("numeric", True, 0, None)
+    assert contract.categories == ["Month-to-month", "One year"] and contract.type is None
 
 
 def test_bad_environment_override_names_the_variable(tmp_path, monkeypatch):

@@ -127,7 +127,11 @@ def clients():
     with mock_aws():
         make = lambda service: boto3.client(service, region_name="us-east-1")  # noqa: E731
         yield Clients(
-            s3=make("s3"), sqs=make("sqs"), firehose=make("firehose"), events=make("events")
+            s3=make("s3"),
+            sqs=make("sqs"),
+            firehose=make("firehose"),
+            events=make("events"),
+            kms=make("kms"),
         )
 
 
@@ -141,10 +145,13 @@ def test_provision_creates_the_topology_and_is_idempotent(churn_config, clients)
         "create_queue",
         "notify",
         "create_stream",
+        "create_signing_key",
         "put_rule",
         "put_rule",
     ]
     assert plan(topology, clients) == []  # a second run changes nothing
+    key = clients.kms.describe_key(KeyId=churn_config.default_signing_alias)["KeyMetadata"]
+    assert (key["KeySpec"], key["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
 
     url = clients.sqs.get_queue_url(QueueName=names.queue)["QueueUrl"]
     attributes = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[

@@ -8,7 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skylift.schema import CategoricalFeature, FeatureSchema, NumericFeature, SchemaMismatchError
+from skylift.config_sections import FeatureDeclaration
+from skylift.schema import (
+    CategoricalFeature,
+    DeclarationError,
+    FeatureSchema,
+    NumericFeature,
+    SchemaMismatchError,
+    estimator_columns,
+    infer_schema,
+)
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +153,188 @@ def test_frame_validation_matches_record_validation(schema, churn_frame):
     from_records = schema.validate_records(records).frame
     from_frame = schema.validate_frame(rows).valid.reset_index(drop=True)
     pd.testing.assert_frame_equal(from_records, from_frame, check_dtype=False)
+
+
+# ---- blanks, ambiguity warnings and declarations (issue 12, item 9) ------------------------
+
+
+def blank_charges_frame(rows: int = 60) -> pd.DataFrame:
+    """A churn-like CSV read as it comes: TotalCharges is text because of ' ' cells."""
+    charges = [f"{20 + i * 1.5:.2f}" for i in range(rows)]
+    charges[3], charges[17] = " ", ""
+    return pd.DataFrame(
+        {
+            "customerID": [f"C{i}" for i in range(rows)],
+            "TotalCharges": pd.Series(charges, dtype=object),
+            "Contract": ["Month-to-month", "One year", "Two year"] * (rows // 3),
+            "Churn": ["No", "Yes"] * (rows // 2),
+        }
+    )
+
+
+def test_numbers_with_blank_cells_are_numeric_and_nullable():
+    inference = infer_schema(blank_charges_frame(), target="Churn", id_column="customerID")
+    feature = inference.schema.feature("TotalCharges")
+    assert isinstance(feature, NumericFeature)
+    assert feature.nullable and feature.min == 20.0
+    assert any("'TotalCharges'" in w and "blank" in w for w in inference.warnings)
+    # The API accepts what the column held: numbers, null, and a blank as null.
+    validation = inference.schema.validate_records(
+        [
+            {"TotalCharges": 29.85, "Contract": "One year"},
+            {"TotalCharges": None, "Contract": "One year"},
+            {"TotalCharges": " ", "Contract": "One year"},
+        ]
+    )
+    assert validation.ok, validation.errors
+    assert validation.frame["TotalCharges"].tolist()[0] == 29.85
+    assert validation.frame["TotalCharges"].isna().tolist() == [False, True, True]
+    refused = inference.schema.validate_records([{"TotalCharges": "abc", "Contract": "One year"}])
+    assert [e.field for e in refused.errors] == ["TotalCharges"]
+    # Batch treats the same blank the same way.
+    frame = inference.schema.validate_frame(
+        pd.DataFrame({"TotalCharges": [" ", "30.5"], "Contract": ["One year", "Two year"]})
+    )
+    assert frame.rejected.empty and frame.valid["TotalCharges"].isna().tolist() == [True, False]
+
+
+def test_ambiguous_columns_are_warned_about():
+    rows = 60
+    frame = pd.DataFrame(
+        {
+            "mostly_numbers": [str(i) for i in range(rows - 2)] + ["n/a", "unknown"],
+            "codes": [1, 2, 3] * (rows // 3),
+            "plain": np.linspace(0, 1, rows),
+            "y": [0, 1] * (rows // 2),
+        }
+    )
+    inference = infer_schema(frame, target="y")
+    text = "\n".join(inference.warnings)
+    assert "'mostly_numbers': 97% of values are numbers but 2 are not" in text
+    assert "'n/a'" in text and "type = 'numeric'" in text
+    assert "'codes': integers with only 3 distinct values" in text
+    assert "'plain'" not in text
+    assert isinstance(inference.schema.feature("mostly_numbers"), CategoricalFeature)
+
+
+def test_declarations_override_inference_and_allowed_values_are_enforced():
+    frame = blank_charges_frame()
+    declarations = {
+        "TotalCharges": FeatureDeclaration(nullable=False, min=0, max=10_000),
+        "Contract": FeatureDeclaration(categories=["Month-to-month", "One year", "Two year"]),
+    }
+    inference = infer_schema(frame, "Churn", "customerID", declarations=declarations)
+    schema = inference.schema
+    charges = schema.feature("TotalCharges")
+    assert not charges.nullable and (charges.min, charges.max) == (0, 10_000)
+    assert not any("TotalCharges" in w for w in inference.warnings)  # declared: not ambiguous
+    checked = schema.validate_records(
+        [
+            {"TotalCharges": -1.0, "Contract": "One year"},
+            {"TotalCharges": 5.0, "Contract": "Monthly"},
+            {"TotalCharges": None, "Contract": "One year"},
+            {"TotalCharges": 5.0, "Contract": "Two year"},
+        ]
+    )
+    problems = {(e.record, e.field): e.problem for e in checked.errors}
+    assert "below the declared minimum" in problems[(0, "TotalCharges")]
+    assert "not one of the declared categories" in problems[(1, "Contract")]
+    assert (2, "TotalCharges") in problems and (3, "Contract") not in problems
+    batch = schema.validate_frame(
+        pd.DataFrame({"TotalCharges": ["20000", "5"], "Contract": ["One year", "Weekly"]})
+    )
+    assert batch.rejected.tolist() == [
+        "TotalCharges: above the declared maximum 10000",
+        "Contract: not one of the declared categories",
+    ]
+    typed = infer_schema(
+        frame.assign(codes=[1, 2, 3] * 20),
+        "Churn",
+        "customerID",
+        declarations={"codes": FeatureDeclaration(type="categorical")},
+    ).schema.feature("codes")
+    assert isinstance(typed, CategoricalFeature) and typed.categories == ["1", "2", "3"]
+
+
+def test_a_declaration_the_data_contradicts_is_an_error_naming_the_field():
+    frame = blank_charges_frame()
+    with pytest.raises(
+        DeclarationError, match=r"\[features.TotalCharge\] names a column that is not"
+    ):
+        infer_schema(frame, "Churn", declarations={"TotalCharge": FeatureDeclaration()})
+    with pytest.raises(
+        DeclarationError, match=r"\[features.Contract\].type = 'numeric', but no training value"
+    ):
+        infer_schema(frame, "Churn", declarations={"Contract": FeatureDeclaration(type="numeric")})
+    mostly = frame.assign(TotalCharges=frame["TotalCharges"].where(frame.index != 5, "n/a"))
+    inference = infer_schema(
+        mostly, "Churn", declarations={"TotalCharges": FeatureDeclaration(type="numeric")}
+    )
+    assert inference.schema.feature("TotalCharges").nullable
+    assert any("1 training value(s) are not numbers (e.g. 'n/a')" in w for w in inference.warnings)
+
+
+# ---- required = what the estimator reads (issue 12, item 10) -------------------------------
+
+
+def test_estimator_columns_are_what_the_fitted_estimator_reads():
+    from sklearn.base import BaseEstimator, TransformerMixin
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = pd.DataFrame(
+        {"a": [1.0, 2, 3, 4], "b": list("xyxy"), "c": [5, 6, 7, 8], "d": [0.1, 0.2, 0.3, 0.4]}
+    )
+    y = [0, 1, 0, 1]
+    by_name = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer([("num", "passthrough", ["a"]), ("cat", OneHotEncoder(), ["b"])]),
+            ),
+            ("model", LogisticRegression()),
+        ]
+    ).fit(frame, y)
+    assert estimator_columns(by_name) == ["a", "b"]  # the dropped remainder is not read
+    by_index = ColumnTransformer([("num", "passthrough", [0, 3])]).fit(frame)
+    assert estimator_columns(by_index) == ["a", "d"]
+    kept = ColumnTransformer([("num", "passthrough", ["a"])], remainder="passthrough").fit(frame)
+    assert estimator_columns(kept) == ["a", "b", "c", "d"]
+    plain = LogisticRegression().fit(frame[["d", "a"]], y)
+    assert estimator_columns(plain) == ["d", "a"]  # its order: scikit-learn checks it
+
+    class Mine(TransformerMixin, BaseEstimator):  # the user's own, without feature_names_in_
+        def fit(self, X, y=None):
+            return self
+
+        def transform(self, X):
+            return np.asarray(X[["a", "d"]])
+
+    assert (
+        estimator_columns(Pipeline([("mine", Mine()), ("m", LogisticRegression())]).fit(frame, y))
+        is None
+    )
+    assert estimator_columns(LogisticRegression().fit(frame[["a"]].to_numpy(), y)) is None
+
+
+def test_columns_the_model_does_not_read_are_optional_and_dropped():
+    frame = blank_charges_frame().assign(notes="free text")
+    schema = infer_schema(
+        frame, "Churn", "customerID", feature_columns=["TotalCharges", "Contract"]
+    ).schema
+    assert schema.names == ["TotalCharges", "Contract"] and schema.optional == ["notes"]
+    checked = schema.validate_records(
+        [
+            {"TotalCharges": 1.0, "Contract": "One year", "notes": "call back"},
+            {"TotalCharges": 1.0, "Contract": "One year"},
+        ]
+    )
+    assert checked.ok and list(checked.frame.columns) == ["TotalCharges", "Contract"]
+    unknown = schema.validate_records([{"TotalCharges": 1.0, "Contract": "One year", "x": 1}])
+    assert [(e.field, e.problem) for e in unknown.errors] == [
+        ("x", "unknown field (not a feature of this model), got 1")
+    ]
+    batch = schema.validate_frame(pd.DataFrame({"TotalCharges": ["2"], "Contract": ["One year"]}))
+    assert batch.rejected.empty  # 'notes' absent: fine

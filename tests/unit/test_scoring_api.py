@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from tests.helpers import (
     call,
     emf_lines,
     header,
+    http_api_event,
     load_event,
     predict_event,
 )
@@ -153,6 +155,19 @@ def _without(name: str) -> dict[str, Any]:
     return {"records": [record]}
 
 
+def _encoded_event(raw: bytes, **headers: str) -> dict[str, Any]:
+    """A POST whose body bytes API Gateway passed base64-encoded, with extra headers."""
+    event = api_event(body=base64.b64encode(raw).decode()) | {"isBase64Encoded": True}
+    for name, value in headers.items():
+        name = name.replace("_", "-")
+        event["headers"][name] = value
+        event["multiValueHeaders"][name] = [value]
+    return event
+
+
+_BODY = json.dumps({"records": [RECORD]}).encode()
+_LATIN1_BODY = json.dumps({"records": [dict(RECORD, region="Zürich")]}, ensure_ascii=False)
+
 BAD_INPUTS: list[tuple[str, dict[str, Any], int, str, tuple[int | None, str] | None]] = [
     (
         "wrong type: text for a number",
@@ -269,6 +284,57 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], int, str, tuple[int | None, str] | N
         api_event(body=base64.b64encode(b"\xff\xfe\xfa").decode()) | {"isBase64Encoded": True},
         400,
         "invalid_body",
+        None,
+    ),
+    (
+        "gzip that is not gzip",
+        _encoded_event(_BODY, Content_Encoding="gzip"),
+        400,
+        "invalid_body",
+        None,
+    ),
+    (
+        "truncated gzip",
+        _encoded_event(gzip.compress(_BODY)[:-12], Content_Encoding="gzip"),
+        400,
+        "invalid_body",
+        None,
+    ),
+    (
+        "gzip sent as text",
+        _encoded_event(_BODY, Content_Encoding="gzip")
+        | {"body": _BODY.decode()}
+        | {"isBase64Encoded": False},
+        400,
+        "invalid_body",
+        None,
+    ),
+    (
+        "gzip bomb",
+        _encoded_event(gzip.compress(b" " * (MAX_BODY * 50) + _BODY), Content_Encoding="gzip"),
+        413,
+        "payload_too_large",
+        None,
+    ),
+    (
+        "brotli",
+        _encoded_event(_BODY, Content_Encoding="br"),
+        415,
+        "unsupported_media_type",
+        None,
+    ),
+    (
+        "latin-1 body",
+        _encoded_event(_LATIN1_BODY.encode("latin-1")),
+        400,
+        "invalid_body",
+        (None, "body"),
+    ),
+    (
+        "latin-1 charset",
+        api_event(body=_LATIN1_BODY, content_type="application/json; charset=ISO-8859-1"),
+        415,
+        "unsupported_media_type",
         None,
     ),
     (
@@ -478,6 +544,13 @@ EVENT_STATUS = {
     "api_wrong_content_type.json": 415,
     "api_unknown_route.json": 404,
     "api_wrong_method.json": 405,
+    "api_v2_predict.json": 200,
+    "api_v2_predict_stage.json": 200,
+    "api_v2_predict_gzip.json": 200,
+    "api_v2_health.json": 200,
+    "api_v2_bad_json.json": 400,
+    "api_v2_unknown_route.json": 404,
+    "api_v2_wrong_method.json": 405,
 }
 
 
@@ -567,3 +640,149 @@ def test_media_types_are_case_insensitive(service, content_type):
     event["multiValueHeaders"]["Content-Type"] = [content_type]
     status, payload, _ = call(service, event)
     assert status == 200, payload
+
+
+@pytest.mark.parametrize("coding", ["gzip", "GZIP", "x-gzip", "identity, gzip"])
+def test_a_gzip_body_is_decoded(service, coding):
+    status, payload, _ = call(
+        service, _encoded_event(gzip.compress(_BODY), Content_Encoding=coding)
+    )
+    assert status == 200, payload
+    assert len(payload["predictions"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("event", "says"),
+    [
+        pytest.param(
+            _encoded_event(_BODY, Content_Encoding="gzip"), "not valid gzip", id="bad-gzip"
+        ),
+        pytest.param(
+            _encoded_event(gzip.compress(b" " * MAX_BODY * 50), Content_Encoding="gzip"),
+            f"decompresses to more than {MAX_BODY} bytes",
+            id="gzip-bomb",
+        ),
+        pytest.param(
+            _encoded_event(_BODY, Content_Encoding="br"), "Content-Encoding 'br'", id="br"
+        ),
+        pytest.param(
+            _encoded_event(_LATIN1_BODY.encode("latin-1")),
+            "byte 0xfc at offset",
+            id="latin-1",
+        ),
+        pytest.param(_encoded_event(b'{"records": [\xff]}'), "is not UTF-8", id="bad-utf8"),
+        pytest.param(
+            api_event(body="{}", content_type="application/json; charset=latin-1"),
+            "charset 'latin-1' is not supported",
+            id="charset",
+        ),
+    ],
+)
+def test_each_encoding_problem_has_its_own_message(service, event, says):
+    """Before: all of these said "the body is flagged base64 ..." (or were parsed as JSON)."""
+    _, payload, _ = call(service, copy.deepcopy(event))
+    message = payload["error"]["message"]
+    assert says in message, message
+    assert "flagged base64" not in message
+
+
+def test_a_latin_1_body_is_named_as_such(service):
+    _, payload, _ = call(service, _encoded_event(_LATIN1_BODY.encode("latin-1")))
+    assert "Latin-1" in payload["error"]["message"]
+
+
+# ---- HTTP API (payload 2.0) events: the same routes, errors and replies ----------------------
+
+HAPPY_EVENTS = [
+    ("predict", predict_event({"records": [RECORD]})),
+    ("predict base64", api_event(body=json.dumps({"records": [RECORD]}), base64_body=True)),
+    ("predict gzip", _encoded_event(gzip.compress(_BODY), Content_Encoding="gzip")),
+    ("health", api_event("GET", "/health", content_type=None)),
+    ("model", api_event("GET", "/model", content_type=None)),
+    ("openapi", api_event("GET", "/openapi.json", content_type=None)),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Received multipart/form-data without base64:UserWarning")
+@pytest.mark.parametrize(
+    ("rest", "stage"),
+    [
+        pytest.param(e, stage, id=f"{name} ({stage})")
+        for number, (name, e) in enumerate(HAPPY_EVENTS + [(name, e) for name, e, *_ in BAD_INPUTS])
+        # Both stage forms for the happy paths, alternating for the rest (fewer cases).
+        for stage in (
+            ("$default", "prod")
+            if number < len(HAPPY_EVENTS)
+            else ("$default", "prod")[number % 2 : number % 2 + 1]
+        )
+    ],
+)
+def test_http_api_events_get_the_replies_rest_events_get(service, rest, stage):
+    """Before: every HTTP API event was a 500 (KeyError: 'httpMethod')."""
+    rest_status, rest_body, rest_reply = call(service, copy.deepcopy(rest))
+    status, body, reply = call(service, http_api_event(copy.deepcopy(rest), stage=stage))
+    assert status == rest_status, body
+    if status >= 400:
+        assert_error_shape(body)
+        assert body == rest_body
+    else:
+        assert body.keys() == rest_body.keys()
+    # The HTTP API reply format: plain headers and cookies, no multiValueHeaders.
+    assert "multiValueHeaders" not in reply and isinstance(reply["cookies"], list)
+    assert reply["headers"]["Content-Type"] == "application/json"
+    assert header(reply, "Allow") == header(rest_reply, "Allow")
+
+
+def test_an_http_api_on_a_custom_domain_has_no_stage_in_its_path(service):
+    event = http_api_event(predict_event({"records": [RECORD]}))
+    event["requestContext"]["stage"] = "prod"  # mapped on a custom domain: rawPath is /predict
+    status, body, _ = call(service, event)
+    assert status == 200, body
+    event = http_api_event(api_event("PUT", "/model", content_type=None))
+    event["requestContext"]["stage"] = "prod"
+    status, body, reply = call(service, event)
+    assert (status, body["error"]["code"], header(reply, "Allow")) == (
+        405,
+        "method_not_allowed",
+        "GET",
+    )
+
+
+UNRECOGNISED_EVENTS = [
+    ("empty object", {}),
+    ("array", [{"httpMethod": "POST"}]),
+    ("string", "hello"),
+    ("null", None),
+    ("S3 notification via SQS", load_event("sqs_s3_object_created.json")),
+    ("EventBridge schedule", load_event("eventbridge_monitor_schedule.json")),
+    ("REST without path", {k: v for k, v in api_event().items() if k != "path"}),
+    ("REST with a number for headers", api_event() | {"headers": 7}),
+    ("REST with a list body", api_event() | {"body": ["x"]}),
+    ("v2 without requestContext", {"version": "2.0", "rawPath": "/predict"}),
+    (
+        "v2 without stage",
+        http_api_event(predict_event({"records": [RECORD]}))
+        | {"requestContext": {"http": {"method": "POST", "path": "/predict"}}},
+    ),
+    ("v2 with a non-string header", http_api_event(api_event()) | {"headers": {"a": 1}}),
+    (
+        "ALB",
+        {"requestContext": {"elb": {"targetGroupArn": "arn:x"}}, "httpMethod": None, "path": "/"},
+    ),
+]
+
+
+@pytest.mark.parametrize("event", [pytest.param(e, id=name) for name, e in UNRECOGNISED_EVENTS])
+def test_an_event_that_is_no_api_gateway_request_gets_a_clear_400(service, event, caplog):
+    status, body, _ = call(service, copy.deepcopy(event))
+    assert (status, body["error"]["code"]) == (400, "unsupported_event"), body
+    assert_error_shape(body)
+    assert "REST API (payload 1.0) and HTTP API (payload 2.0)" in body["error"]["message"]
+    assert any(r.levelname == "ERROR" and "unsupported_event" in r.message for r in caplog.records)
+
+
+def test_the_handler_answers_any_json_it_is_invoked_with(handler_module):
+    for event in ([1, 2], "ping", None, {"detail-type": "Scheduled Event"}):
+        reply = handler_module.handler(event, FakeContext())
+        assert reply["statusCode"] == 400
+        assert json.loads(reply["body"])["error"]["code"] == "unsupported_event"

@@ -17,6 +17,7 @@ from tests.helpers import (
     api_event,
     assert_error_shape,
     call,
+    create_signing_key,
     emf_lines,
     predict_event,
 )
@@ -239,6 +240,7 @@ def fuzz_service(churn_config, churn_bundle):
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=churn_config.storage.bucket)
+        create_signing_key(churn_config)
         registry = ModelRegistry.from_config(churn_config, s3_client=s3)
         registry.promote(registry.register(churn_bundle).version)
         api = churn_config.api.model_copy(update={"capture_stream": None, "max_records": 50})

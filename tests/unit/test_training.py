@@ -52,16 +52,18 @@ def test_candidate_metrics_are_computed_on_the_holdout(churn_config, churn_frame
     assert set(holdout["customer_id"]) | set(trained_on["customer_id"]) == ids
     expected_rows = round(len(churn_frame) * churn_config.model.holdout_fraction)
     assert abs(len(holdout) - expected_rows) <= 1
+    # Scored as the API would feed them: schema-validated (here every holdout row fits).
+    schema = result.bundle.manifest.feature_schema
     recomputed = evaluate(
         result.bundle.model,
-        holdout[result.bundle.manifest.feature_schema.names],
+        schema.validate_frame(holdout).valid,
         holdout["churned"],
         "classification",
     )
     assert recomputed == result.bundle.manifest.metrics
     on_training_rows = evaluate(
         result.bundle.model,
-        trained_on[result.bundle.manifest.feature_schema.names],
+        schema.validate_frame(trained_on).valid,
         trained_on["churned"],
         "classification",
     )
@@ -102,3 +104,50 @@ def test_train_and_register_from_s3(registry, churn_config, churn_frame, s3):
     )
     assert result.promoted and registry.resolve() == result.bundle.manifest.version == 1
     assert registry.describe(1).training_data.uri.endswith("training/churn.csv")
+
+
+def test_declarations_reach_the_schema_and_a_wrong_one_names_file_and_field(
+    churn_config, churn_frame
+):
+    from skylift.config_sections import FeatureDeclaration
+
+    declared = churn_config.model_copy(
+        update={"features": {"support_calls": FeatureDeclaration(type="categorical")}}
+    )
+    result = train_candidate(declared, churn_frame)
+    assert result.bundle.manifest.feature_schema.feature("support_calls").kind == "categorical"
+    wrong = churn_config.model_copy(update={"features": {"suport_calls": FeatureDeclaration()}})
+    with pytest.raises(TrainingError) as caught:
+        train_candidate(wrong, churn_frame)
+    assert str(churn_config.config_path) in str(caught.value)
+    assert "[features.suport_calls] names a column that is not in the training data" in str(
+        caught.value
+    )
+
+
+def test_ambiguous_columns_are_in_the_training_result(churn_config, churn_frame):
+    frame = churn_frame.assign(
+        total_charges=churn_frame["total_charges"].map(lambda v: v if pd.isna(v) else f"{v:.2f}")
+    )
+    frame.loc[frame.index[:5], "total_charges"] = " "
+
+    def train(data: pd.DataFrame):  # the user's own conversion, as in the churn notebook
+        numbers = pd.to_numeric(data["total_charges"], errors="coerce")
+        return load_entry_point(churn_config)(data.assign(total_charges=numbers))
+
+    result = train_candidate(churn_config, frame, train_fn=train)
+    feature = result.bundle.manifest.feature_schema.feature("total_charges")
+    assert feature.kind == "numeric" and feature.nullable
+    assert any("'total_charges': numbers stored as text with" in w for w in result.warnings)
+
+
+def test_required_features_are_the_columns_the_pipeline_reads(churn_config, churn_frame):
+    """The churn pipeline selects its columns; a column it never reads is optional."""
+    frame = churn_frame.assign(signup_channel="web")
+    result = train_candidate(churn_config, frame)
+    schema = result.bundle.manifest.feature_schema
+    assert "signup_channel" not in schema.names and schema.optional == ["signup_channel"]
+    assert set(schema.names) == {
+        "age", "tenure_months", "monthly_charges", "total_charges", "support_calls",
+        "contract", "internet_service", "payment_method", "region", "paperless_billing",
+    }  # fmt: skip
