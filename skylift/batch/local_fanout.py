@@ -21,6 +21,7 @@ from skylift.batch.manifest import BatchManifest, output_keys
 from skylift.batch.plan import ByteRange, plan_ranges
 from skylift.batch.readers import detect_format
 from skylift.batch.sinks import LocalSink
+from skylift.bundle import ModelBundle
 from skylift.config import SkyliftConfig
 from skylift.scoring import Scorer
 
@@ -52,8 +53,13 @@ def score_file_fanned(
             with ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=get_context("spawn"),
-                initializer=_init,
-                initargs=(config, scorer),
+                initializer=_init_from_artifact,
+                initargs=(
+                    config,
+                    scorer.bundle.artifact,
+                    scorer.manifest.model_dump_json(),
+                    config.model.allow_version_skew,
+                ),
             ) as pool:
                 outcomes = list(
                     pool.map(
@@ -86,6 +92,17 @@ _worker: dict[str, Any] = {}
 def _init(config: SkyliftConfig, scorer: Scorer) -> None:
     _worker["job"] = BatchJob(config, lambda: scorer)
     _worker["scorer"] = scorer
+
+
+def _init_from_artifact(
+    config: SkyliftConfig, artifact: bytes, manifest: str, allow_version_skew: bool
+) -> None:
+    # The artifact is verified against its manifest's hash before it is unpickled, as the
+    # registry does; a Scorer itself does not pickle (its schema builds classes at run time).
+    bundle = ModelBundle.load(
+        artifact, manifest, allow_version_skew=allow_version_skew, source="parent process"
+    )
+    _init(config, Scorer(bundle))
 
 
 def _score(

@@ -116,9 +116,15 @@ def test_schedules_capture_stream_and_drift_rule(template, template_json, churn_
 
 def test_alarms_notify_a_topic_and_a_dashboard_exists(template, template_json):
     alarms = resources(template_json, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 4
+    assert len(alarms) == 5
     names = {a["Properties"].get("MetricName") for a in alarms.values()}
-    assert {"5XXError", "ApproximateNumberOfMessagesVisible", "DriftMaxPSI", "Errors"} <= names
+    assert {
+        "5XXError",
+        "ApproximateNumberOfMessagesVisible",
+        "DriftMaxPSI",
+        "Errors",
+        "ExecutionsFailed",  # the batch fan-out
+    } <= names
     assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
     template.resource_count_is("AWS::SNS::Topic", 1)
     dashboard = json.dumps(
