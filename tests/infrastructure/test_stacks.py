@@ -202,7 +202,7 @@ def test_functions_run_the_topology_handlers_with_its_environment(template_json)
     }
     assert set(functions) == {
         f"functions.{n}.app.handler" for n in ("score", "batch", "retrain", "monitor")
-    }
+    } | {"functions.batch.fanout.handler"}
     for props in functions.values():
         env = props["Environment"]["Variables"]
         assert env["SKYLIFT_CONFIG"] == "skylift.toml" and "SKYLIFT_STORAGE__BUCKET" in env
@@ -273,7 +273,7 @@ def test_config_switches_auth_and_packaging(churn_config, variant):
             for f in resources(template, "AWS::Lambda::Function").values()
             if f["Properties"].get("PackageType") == "Image"
         ]
-        assert len(functions) == 4
+        assert len(functions) == 5  # score, batch, fanout, retrain, monitor
         assert all(
             f["Properties"]["ImageConfig"]["Command"][0].startswith("functions.") for f in functions
         )
