@@ -46,6 +46,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
 def child(workdir: str, workers: int) -> None:
     """Score workdir/bench.csv; print rows, seconds and each process's peak RSS as JSON."""
     sys.path.insert(0, str(EXAMPLE))
@@ -63,6 +70,8 @@ def child(workdir: str, workers: int) -> None:
     def sample() -> None:  # workers exit with the pool: read their peaks while they live
         while not done.wait(0.1):
             for pid in _children(os.getpid()):
+                if "resource_tracker" in _cmdline(pid):
+                    continue  # multiprocessing's helper, not a worker
                 peaks[pid] = max(peaks.get(pid, 0.0), _hwm_mb(pid))
 
     sampler = threading.Thread(target=sample, daemon=True)

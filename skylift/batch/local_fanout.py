@@ -102,6 +102,10 @@ def _init_from_artifact(
     bundle = ModelBundle.load(
         artifact, manifest, allow_version_skew=allow_version_skew, source="parent process"
     )
+    # N processes share the cores: one BLAS/OpenMP thread each, or they oversubscribe them.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
     _init(config, Scorer(bundle))
 
 
