@@ -337,6 +337,26 @@ class BatchConfig(_Section):
         description="Most batch invocations the SQS event source runs at once (its "
         "MaximumConcurrency; AWS allows 2-1000): a flood of files waits in the queue.",
     )
+    # ~65k rows/s measured (benchmarks/RESULTS.md) x ~100 bytes a row: 1 GiB is ~160 s of
+    # the 900 s timeout, leaving room for a slower runtime or wider rows.
+    fanout_min_bytes: int = Field(
+        default=1024**3,
+        ge=1,
+        description="Objects this large or larger are split across a Step Functions "
+        "Distributed Map (uncompressed CSV/JSON Lines, Parquet); smaller ones are scored in "
+        "place.",
+    )
+    fanout_range_bytes: int = Field(
+        default=128 * 1024**2,
+        ge=1,
+        description="Target bytes per fan-out range (Parquet: rounded to row groups).",
+    )
+    fanout_max_concurrency: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Ranges scored at once (the Distributed Map's MaxConcurrency).",
+    )
 
     @property
     def file_seconds(self) -> int:

@@ -214,8 +214,11 @@ class BatchJob:
         scorer: Scorer,
         keys: OutputKeys,
         progress: ProgressCallback | None,
+        reader: Callable[..., tuple[list[str], Iterator[RawChunk]]] = read_chunks,
         before_commit: Callable[[], None] | None = None,
     ) -> tuple[Tally, Timings, _Outputs]:
+        """Score a whole file; ``reader`` (read_chunks' signature) lets a fan-out range read
+        only its records (skylift.batch.plan)."""
         out_fmt: Format = "jsonl" if fmt == "jsonl" else "csv"
         content = "application/x-ndjson" if out_fmt == "jsonl" else "text/csv"
         timings, tally = Timings(), Tally()
@@ -224,7 +227,7 @@ class BatchJob:
             self.config.batch.max_decompressed_bytes, self.config.batch.file_seconds, self._clock
         )
         with self._writers(sink, keys, content, out_fmt) as outputs:
-            columns, chunks = read_chunks(
+            columns, chunks = reader(
                 stream,
                 fmt,
                 gzipped=gzipped,
