@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from constructs import IConstruct
 
 __all__ = ["acknowledge", "acknowledge_object_wildcards", "add_rule_packs"]
 
 
 def add_rule_packs(app: cdk.App) -> None:
-    """AwsSolutions, run as CDK validation plugins: any finding not
+    """AwsSolutions and Serverless, run as CDK validation plugins: any finding not
     acknowledged fails the synth."""
     cdk.Validations.of(app).add_plugins(
         AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True),
+        ServerlessChecks(app, write_suppressions_to_cloud_formation=True),
     )
 
 

@@ -21,6 +21,7 @@ from infrastructure.components import (
     Serving,
     Storage,
 )
+from infrastructure.components.retention import log_retention
 from skylift.config import SkyliftConfig
 from skylift.topology import describe
 
@@ -65,7 +66,12 @@ class SkyliftStack(cdk.Stack):
             self, "Serving", config=config, topology=topology, function=fns["score"]
         )
         self.batch = BatchTrigger(
-            self, "Batch", topology=topology, bucket=self.storage.bucket, function=fns["batch"]
+            self,
+            "Batch",
+            topology=topology,
+            bucket=self.storage.bucket,
+            function=fns["batch"],
+            log_retention=log_retention(config.deploy.log_retention_days),
         )
         self.scheduling = Scheduling(
             self, "Scheduling", topology=topology, bucket=self.storage.bucket, functions=fns
@@ -77,6 +83,7 @@ class SkyliftStack(cdk.Stack):
             topology=topology,
             api=self.serving.api,
             dlq=self.batch.dlq,
+            invocation_failures=self.scheduling.failures,
             functions=fns,
         )
         cdk.CfnOutput(self, "ApiUrl", value=self.serving.api.url)

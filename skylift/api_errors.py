@@ -22,6 +22,8 @@ __all__ = [
     "ApiError",
     "Detail",
     "ErrorCode",
+    "bounded_details",
+    "clip",
     "error_body",
     "strict_json_loads",
 ]
@@ -92,17 +94,44 @@ class ApiError(SkyliftError):
         return error_body(self.code, self.message, self.details)
 
 
+# What a reply echoes of a request is bounded, so a reply stays within a small multiple of its
+# request (ids, field names, unseen categories and paths can each be as long as the body).
 MAX_DETAILS = 100  # a 1,000-record request with a bad column should not echo 1,000 lines
+MAX_ECHO_CHARS = 120  # per echoed field name or problem text
+MAX_MESSAGE_CHARS = 1_000
+
+
+def clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def bounded_details(items: list[dict[str, Any]], limit: int = MAX_DETAILS) -> list[dict[str, Any]]:
+    """At most ``limit`` {record, field, problem} items, texts clipped, then one that counts
+    the rest (``"... and N more"``)."""
+    out = [
+        {
+            "record": item.get("record"),
+            "field": clip(str(item.get("field") or "")),
+            "problem": clip(str(item.get("problem") or "")),
+        }
+        for item in items[:limit]
+    ]
+    if len(items) > limit:
+        out.append({"record": None, "field": "", "problem": f"... and {len(items) - limit} more"})
+    return out
 
 
 def error_body(code: str, message: str, details: list[Detail] | None = None) -> dict[str, Any]:
-    shown = list(details or [])
-    out = [d.as_dict() for d in shown[:MAX_DETAILS]]
-    if len(shown) > MAX_DETAILS:
-        out.append(
-            {"record": None, "field": "", "problem": f"... and {len(shown) - MAX_DETAILS} more"}
-        )
-    return {"error": {"code": code, "message": message, "details": out}}
+    return {
+        "error": {
+            "code": code,
+            "message": clip(message, MAX_MESSAGE_CHARS),
+            "details": bounded_details([d.as_dict() for d in details or []]),
+        }
+    }
 
 
 def _reject_constant(name: str) -> Any:

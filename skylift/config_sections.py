@@ -263,8 +263,12 @@ class ApiConfig(_Section):
     timeout_seconds: int = Field(
         default=15, ge=1, le=29, description="Score function timeout (API Gateway caps at 29 s)."
     )
-    reserved_concurrency: int | None = Field(
-        default=None, ge=1, description="Reserved concurrency of the score function (a cap)."
+    reserved_concurrency: int = Field(
+        default=20,
+        ge=1,
+        description="Concurrency reserved for the score function: a flood of batch files "
+        "cannot starve the API, and it is also the function's cap. Lambda keeps 100 of the "
+        "account's concurrency unreserved: lower it on accounts with a small limit.",
     )
     provisioned_concurrency: int | None = Field(
         default=None, ge=1, description="Provisioned (pre-warmed) instances: no cold starts."
@@ -275,6 +279,19 @@ class ApiConfig(_Section):
         "the snapshot); none = on where Lambda allows it: Python >= 3.12, layer packaging, no "
         "provisioned concurrency.",
     )
+
+    @model_validator(mode="after")
+    def _provisioned_within_reserved(self) -> ApiConfig:
+        # Lambda refuses provisioned concurrency above the function's reserved concurrency.
+        if (
+            self.provisioned_concurrency
+            and self.provisioned_concurrency > self.reserved_concurrency
+        ):
+            raise ValueError(
+                f"provisioned_concurrency ({self.provisioned_concurrency}) must not exceed "
+                f"reserved_concurrency ({self.reserved_concurrency})"
+            )
+        return self
 
 
 class BatchConfig(_Section):
@@ -289,6 +306,30 @@ class BatchConfig(_Section):
     sqs_batch_size: int = Field(
         default=1, ge=1, le=10, description="S3 events per batch invocation (files per call)."
     )
+    max_decompressed_bytes: int = Field(
+        default=10 * 1024**3,
+        ge=1,
+        description="Largest file (once decompressed) a batch job reads; a bigger one fails "
+        "for good (a gzip bomb).",
+    )
+    max_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Time one file may take to read and score before it fails for good; none "
+        "= `timeout_seconds` - 60 (a minute left to commit).",
+    )
+    max_concurrency: int = Field(
+        default=5,
+        ge=2,
+        le=1000,
+        description="Most batch invocations the SQS event source runs at once (its "
+        "MaximumConcurrency; AWS allows 2-1000): a flood of files waits in the queue.",
+    )
+
+    @property
+    def file_seconds(self) -> int:
+        """The per-file time budget: ``max_seconds`` or the timeout less a minute to commit."""
+        return self.max_seconds or max(self.timeout_seconds - 60, self.timeout_seconds // 2)
 
 
 class RetrainConfig(_Section):

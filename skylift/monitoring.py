@@ -309,26 +309,43 @@ def monitor(
     report.notes += join_notes
     _store(config, s3, report, now)
     if report.drifted_features and config.monitor.publish_drift_event and events is not None:
-        events.put_events(
-            Entries=[
-                {
-                    "Source": DRIFT_SOURCE,
-                    "DetailType": DRIFT_DETAIL_TYPE,
-                    "Detail": json.dumps(
-                        {
-                            "model": config.model.name,
-                            "model_version": version,
-                            "drifted_features": report.drifted_features,
-                            "max_psi": report.max_psi,
-                            "threshold": threshold,
-                            "report_key": report.report_key,
-                        }
-                    ),
-                }
-            ]
-        )
-        report.drift_event_published = True
+        _publish_drift(config, s3, events, report, now)
     return report
+
+
+def _publish_drift(
+    config: SkyliftConfig, s3: Any, events: Any, report: MonitorReport, now: datetime
+) -> None:
+    """Publish the drift event. The report is stored first: a failed publish is logged and
+    recorded in the stored report, never raised (the run's findings are not lost)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    detail = {
+        "model": config.model.name,
+        "model_version": report.model_version,
+        "drifted_features": report.drifted_features,
+        "max_psi": report.max_psi,
+        "threshold": report.threshold,
+        "report_key": report.report_key,
+    }
+    entry = {"Source": DRIFT_SOURCE, "DetailType": DRIFT_DETAIL_TYPE, "Detail": json.dumps(detail)}
+    try:
+        reply = events.put_events(Entries=[entry])
+        failed = (
+            reply.get("Entries", [{}])[0].get("ErrorCode")
+            if reply.get("FailedEntryCount")
+            else None
+        )
+    except (BotoCoreError, ClientError) as exc:
+        failed = f"{type(exc).__name__}: {exc}"
+    if failed is None:
+        report.drift_event_published = True
+    else:
+        logger.error(
+            "drift event not published (%s); the report is stored as %s", failed, report.report_key
+        )
+        report.notes.append(f"drift event not published: {failed}")
+    _store(config, s3, report, now)  # same key: the stored report says whether it went out
 
 
 def _store(config: SkyliftConfig, s3: Any, report: MonitorReport, now: datetime) -> MonitorReport:

@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -37,6 +38,7 @@ from pydantic import (
     ValidationError,
     create_model,
 )
+from pydantic_core import PydanticCustomError
 
 from skylift.config_sections import FeatureDeclaration
 from skylift.errors import SkyliftError
@@ -127,7 +129,15 @@ class FrameValidation:
     flag_counts: dict[str, int] = field(default_factory=dict)
 
 
+def _whole(value: float) -> float:
+    # 12.5 for a count the model only saw as whole numbers is a client's bug, not a value.
+    if not value.is_integer():
+        raise PydanticCustomError("not_whole", "not a whole number")
+    return value
+
+
 _Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+_WholeNumber = Annotated[_Number, AfterValidator(_whole)]
 _Text = Annotated[str, Field(strict=True)]
 _Id = Annotated[str | int, Field(union_mode="left_to_right")]
 
@@ -335,6 +345,10 @@ class FeatureSchema(BaseModel):
                     not_finite = np.isinf(numbers)
                     reject(not_finite, f"{feature.name}: not a finite number")
                     numbers = numbers.where(~not_finite, np.nan)
+                    if feature.integer:
+                        fractional = np.isfinite(numbers) & (numbers % 1 != 0)
+                        shown = numbers.astype(str)
+                        reject(fractional, f"{feature.name}: not a whole number: " + shown)
                     if feature.enforced:
                         for bound, word, below in (
                             (feature.min, "below the declared minimum", True),
@@ -641,7 +655,7 @@ def _record_model(schema: FeatureSchema) -> type[BaseModel]:
     for index, feature in enumerate(schema.features):
         kind: Any = _Text
         if isinstance(feature, NumericFeature):
-            kind = _Number
+            kind = _WholeNumber if feature.integer else _Number
             if feature.enforced:
                 kind = Annotated[kind, Field(ge=feature.min, le=feature.max)]
         elif feature.enforced:
@@ -671,6 +685,7 @@ _PROBLEM_TEXT = {
     "model_type": "record must be a JSON object",
     "dict_type": "record must be a JSON object",
     "int_type": "must be a string or an integer",
+    "not_whole": "must be a whole number (an integer feature)",
     "greater_than_equal": "is below the declared minimum",
     "less_than_equal": "is above the declared maximum",
     "literal_error": "is not one of the declared categories",

@@ -19,6 +19,7 @@ __all__ = [
     "DRIFT_DETAIL_TYPE",
     "DRIFT_SOURCE",
     "METRICS_NAMESPACE",
+    "SCORE_THREADING",
     "SERVICE_NAME",
     "FunctionSpec",
     "Route",
@@ -32,6 +33,11 @@ METRICS_NAMESPACE = "Skylift"
 DRIFT_SOURCE = "skylift.monitor"
 DRIFT_DETAIL_TYPE = "Model Drift Detected"
 CONFIG_FILE_IN_ASSET = "skylift.toml"  # at the code asset's root (/var/task in Lambda)
+# The score function scores a few records per request, one request at a time: a thread pool
+# buys nothing, and under CPU contention OpenMP's spin-waiting workers made p99 1.76 s for one
+# record (26 ms single-threaded). Read by OpenMP/OpenBLAS/MKL when they load, in Lambda; the
+# service applies the same limit with threadpoolctl where they were loaded before (in-process).
+SCORE_THREADING = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class Topology:
     queue_visibility_timeout_seconds: int
     max_receive_count: int
     sqs_batch_size: int
+    sqs_max_concurrency: int
     capture_stream: str
     capture_prefix: str
     capture_error_prefix: str
@@ -137,7 +144,7 @@ def describe(
             description=f"HTTPS scoring API for model {name}",
             memory_mb=config.api.memory_mb,
             timeout_seconds=config.api.timeout_seconds,
-            environment={**common, "SKYLIFT_API__CAPTURE_STREAM": stream},
+            environment={**common, **SCORE_THREADING, "SKYLIFT_API__CAPTURE_STREAM": stream},
             s3_read=(model_prefix,),
             firehose_put=True,
             kms_verify=signing,
@@ -206,6 +213,7 @@ def describe(
         queue_visibility_timeout_seconds=min(6 * config.batch.timeout_seconds, 43_200),
         max_receive_count=config.batch.max_receive_count,
         sqs_batch_size=config.batch.sqs_batch_size,
+        sqs_max_concurrency=config.batch.max_concurrency,
         capture_stream=stream,
         capture_prefix=s.capture_prefix,
         capture_error_prefix=f"{s.reports_prefix}capture-errors/",

@@ -205,6 +205,7 @@ def train_candidate(
         raise TrainingError(
             f"{config.model.entry_point} returned {type(model).__name__}, not a fitted estimator"
         )
+    _require_fitted(model, config.model.entry_point)
 
     started = time.perf_counter()
     warnings: list[str] = []
@@ -283,6 +284,22 @@ def _used_columns(
         )
         return None
     return columns
+
+
+def _require_fitted(model: Any, entry_point: str) -> None:
+    """train() must return the estimator fitted; an unfitted one would fail later, obscurely."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        raise TrainingError(
+            f"{entry_point} returned an unfitted {type(model).__name__}: train() must fit the "
+            "estimator it returns (e.g. `return model.fit(X, y)`)"
+        ) from None
+    except TypeError:
+        pass  # not a scikit-learn estimator; it has predict() and is used as it is
 
 
 def _baseline_predictions(model: Any, features: pd.DataFrame, task: str) -> tuple[np.ndarray, Any]:

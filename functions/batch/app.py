@@ -31,7 +31,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 
 def record_handler(record: SQSRecord) -> None:
-    for manifest in service.score_record(record.json_body):
+    for manifest in service.score_message(record.body, record.message_id):
         publish_batch_metrics(metrics, manifest)
 
 

@@ -132,12 +132,13 @@ class Functions(Construct):
                 "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
                 "Grants only log writes to the function's own log group.",
             )
-            acknowledge(
-                function,
-                "AwsSolutions-L1",
-                "The runtime comes from [deploy].python_version, pinned to match the layer's "
-                "wheels and bytecode.",
-            )
+            for rule in ("AwsSolutions-L1", "Serverless-LambdaLatestVersion"):
+                acknowledge(
+                    function,
+                    rule,
+                    "The runtime comes from [deploy].python_version, pinned to match the "
+                    "layer's wheels and bytecode.",
+                )
             for policy in _grant_prefixes(self, name, function, bucket, spec):
                 cfn_function.node.add_dependency(policy)
             self.functions[name] = function

@@ -20,6 +20,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infrastructure.nag import acknowledge
 from skylift.config import SkyliftConfig
 from skylift.topology import Topology
 
@@ -83,6 +84,14 @@ class ModelSigning(Construct):
                         actions=actions, resources=key_resources, conditions=key_conditions
                     )
                 )
+                if key_conditions is not None:  # on this role only, for this exact ARN
+                    acknowledge(
+                        functions[name],
+                        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:"
+                        "<AWS::AccountId>:key/*]",
+                        f"Only the key carrying {topology.signing_key} "
+                        "(kms:ResourceAliases condition).",
+                    )
 
     def _key(self, topology: Topology) -> tuple[list[str], dict[str, object] | None]:
         """The key's ARN for the grants (and a condition when only an alias names it)."""
@@ -105,14 +114,8 @@ class ModelSigning(Construct):
         if key_id.startswith("arn:"):
             return [key_id], None
         if key_id.startswith("alias/"):
-            # An existing key known by its alias: grant on whichever key carries that alias.
-            cdk.Validations.of(stack).acknowledge(
-                cdk.Acknowledgment(
-                    id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:"
-                    "<AWS::Region>:<AWS::AccountId>:key/*]",
-                    reason=f"Only the key carrying {key_id} (kms:ResourceAliases condition).",
-                )
-            )
+            # An existing key known by its alias: grant on whichever key carries that alias
+            # (acknowledged on each granted role in __init__).
             return [stack.format_arn(service="kms", resource="key", resource_name="*")], {
                 "ForAnyValue:StringEquals": {"kms:ResourceAliases": key_id}
             }

@@ -29,6 +29,7 @@ class Observability(Construct):
         topology: Topology,
         api: apigw.RestApi,
         dlq: sqs.Queue,
+        invocation_failures: sqs.Queue,
         functions: dict[str, lambda_.Function],
     ) -> None:
         super().__init__(scope, id)
@@ -81,6 +82,15 @@ class Observability(Construct):
                 1,
                 "A batch file failed every retry and sits in the dead-letter queue.",
             ),
+            "invocation-failures": make_alarm(
+                "InvocationFailures",
+                invocation_failures.metric_approximate_number_of_messages_visible(
+                    period=cdk.Duration.minutes(5)
+                ),
+                1,
+                "A scheduled or drift-triggered run failed after its retries, or could not be "
+                "delivered (the message says which and why).",
+            ),
             "drift": make_alarm(
                 "Drift",
                 metric(Metric.DRIFT_MAX_PSI, "Maximum"),
@@ -95,6 +105,12 @@ class Observability(Construct):
                 "The scheduled retrain failed.",
             ),
         }
+        self.alarms["monitor"] = make_alarm(
+            "MonitorFailed",
+            functions["monitor"].metric_errors(period=cdk.Duration.hours(1), statistic="Sum"),
+            1,
+            "A monitoring run failed: drift and live accuracy went unchecked.",
+        )
         for alarm in self.alarms.values():
             alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
         self.dashboard = cloudwatch.Dashboard(

@@ -8,11 +8,21 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infrastructure.nag import acknowledge_object_wildcards
+from infrastructure.nag import acknowledge, acknowledge_object_wildcards
 from skylift.topology import Topology
+
+# EventBridge retries delivery (throttling, an unavailable service) for up to this long; a run
+# that still cannot start lands in the failures queue rather than overlapping the next one.
+TARGET_RETRY_ATTEMPTS = 3
+TARGET_MAX_EVENT_AGE = cdk.Duration.hours(1)
+# Lambda retries a failed run once (a transient fault) before recording it; a retrain that
+# fails twice will fail again, and the schedule runs it next time anyway.
+ASYNC_RETRY_ATTEMPTS = 1
 
 
 class Scheduling(Construct):
@@ -28,6 +38,32 @@ class Scheduling(Construct):
         functions: dict[str, lambda_.Function],
     ) -> None:
         super().__init__(scope, id)
+        # EventBridge invokes the scheduled functions asynchronously. What fails on either
+        # side lands here (alarmed): an event EventBridge could not deliver after its retries,
+        # and an invocation that failed after Lambda's retries (with the error).
+        self.failures = sqs.Queue(
+            self,
+            "InvocationFailures",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        for rule in ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy"):
+            acknowledge(
+                self.failures,
+                rule,
+                "This queue is itself the dead-letter queue of the schedules' targets and the "
+                "on-failure destination of the functions they invoke.",
+            )
+
+        def target(function: lambda_.IFunction) -> targets.LambdaFunction:
+            return targets.LambdaFunction(
+                function,
+                dead_letter_queue=self.failures,
+                retry_attempts=TARGET_RETRY_ATTEMPTS,
+                max_event_age=TARGET_MAX_EVENT_AGE,
+            )
+
         self.rules: dict[str, events.Rule] = {}
         for schedule in topology.schedules:
             self.rules[schedule.name] = events.Rule(
@@ -35,7 +71,7 @@ class Scheduling(Construct):
                 f"{schedule.name.title()}Schedule",
                 schedule=events.Schedule.expression(schedule.expression),
                 enabled=schedule.enabled,
-                targets=[targets.LambdaFunction(functions[schedule.function])],
+                targets=[target(functions[schedule.function])],
             )
         self.drift_rule = events.Rule(
             self,
@@ -44,8 +80,20 @@ class Scheduling(Construct):
                 source=[topology.drift_event_source], detail_type=[topology.drift_event_detail_type]
             ),
             enabled=topology.retrain_on_drift,
-            targets=[targets.LambdaFunction(functions[topology.drift_function])],
+            targets=[target(functions[topology.drift_function])],
         )
+        invoked = {s.function for s in topology.schedules} | {topology.drift_function}
+        for name in sorted(invoked):
+            functions[name].configure_async_invoke(
+                on_failure=destinations.SqsDestination(self.failures),
+                retry_attempts=ASYNC_RETRY_ATTEMPTS,
+            )
+            acknowledge(
+                functions[name],
+                "Serverless-LambdaDLQ",
+                "Its asynchronous failures go to an on-failure destination (the invocation "
+                "failures queue), which records the error and supersedes a dead-letter queue.",
+            )
         role = iam.Role(
             self, "CaptureRole", assumed_by=iam.ServicePrincipal("firehose.amazonaws.com")
         )

@@ -13,6 +13,8 @@ from infrastructure.nag import acknowledge
 from skylift.config import SkyliftConfig
 from skylift.topology import Topology
 
+STAGE_NAME = "prod"
+
 
 class Serving(Construct):
     """The score function behind an HTTPS REST API with API keys + usage plan (or IAM)."""
@@ -53,7 +55,7 @@ class Serving(Construct):
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=True,
             deploy_options=apigw.StageOptions(
-                stage_name="prod",
+                stage_name=STAGE_NAME,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
                     caller=True,
@@ -77,6 +79,23 @@ class Serving(Construct):
                 else apigw.AuthorizationType.NONE,
                 api_key_required=not iam_auth,
             ),
+        )
+        # API Gateway would create its execution-log group itself, kept forever: create it
+        # first, under the name API Gateway writes to, with the configured retention.
+        stage = self.api.deployment_stage
+        execution_logs = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{STAGE_NAME}",
+            retention=log_retention(config.deploy.log_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        stage.node.add_dependency(execution_logs)
+        acknowledge(
+            function,
+            "Serverless-LambdaDLQ",
+            "Invoked synchronously by API Gateway only: an error goes back to the caller, "
+            "there is no asynchronous event to dead-letter.",
         )
         acknowledge(
             self.api,

@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
-from botocore.exceptions import ClientError
 
-from skylift.batch.errors import PermanentBatchError
+from skylift.batch.errors import CommitConflictError, permanent_reason
 from skylift.batch.manifest import BatchManifest, OutputKeys, output_keys
-from skylift.batch.readers import Format, RawChunk, detect_format, read_chunks
+from skylift.batch.readers import Format, RawChunk, ReadLimits, detect_format, read_chunks
 from skylift.batch.sinks import LocalSink, S3Sink, Sink, Writer
+from skylift.batch.source import ObjectVersion, current_version, open_version
 from skylift.config import SkyliftConfig
-from skylift.schema import SchemaMismatchError
 from skylift.scoring import Scorer
 
 __all__ = ["BatchJob", "BatchManifest", "ProgressCallback", "output_keys"]
@@ -39,6 +38,8 @@ __all__ = ["BatchJob", "BatchManifest", "ProgressCallback", "output_keys"]
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int], None]  # called with the rows of each chunk read
+
+QUARANTINED_ROW_CHARS = 64 * 1024
 
 
 @dataclass
@@ -77,9 +78,16 @@ class _Outputs:
 class BatchJob:
     """Scores objects with the model ``scorer()`` returns (the champion, kept warm)."""
 
-    def __init__(self, config: SkyliftConfig, scorer: Callable[[], Scorer]) -> None:
+    def __init__(
+        self,
+        config: SkyliftConfig,
+        scorer: Callable[[], Scorer],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
         self._scorer = scorer
+        self._clock = clock  # for [batch].max_seconds
 
     # ---- entry points ------------------------------------------------------------------------
 
@@ -90,34 +98,47 @@ class BatchJob:
         key: str,
         etag: str | None = None,
         *,
+        version_id: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> BatchManifest:
-        """Score ``s3://bucket/key`` into the same bucket's predictions/ and quarantine/."""
-        from aws_lambda_powertools.utilities.streaming import S3Object
+        """Score ``s3://bucket/key`` into the same bucket's predictions/ and quarantine/.
 
+        ``etag``/``version_id`` are the event's: StaleEventError when they no longer name the
+        current object (then nothing is written), TransientBatchError when another worker
+        committed another version meanwhile. A duplicate is the same version already
+        committed by the same model version.
+        """
         sink = S3Sink(s3, bucket)
         scorer = self._scorer()
         keys = output_keys(self.config, key)
         existing, manifest_etag = sink.read_manifest(keys.manifest)
-        if etag is None:
-            try:
-                etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                    raise PermanentBatchError(f"s3://{bucket}/{key} no longer exists") from exc
-                raise
+        version = current_version(s3, bucket, key, etag, version_id)
         if (
             existing is not None
-            and existing.input_etag == etag
+            and existing.describes(version)
             and existing.model_version == scorer.version
         ):
-            logger.info("s3://%s/%s already scored by version %s", bucket, key, scorer.version)
+            logger.info("%s already scored by version %s", version.uri, scorer.version)
             return existing.model_copy(update={"duplicate": True})
-        stream = S3Object(bucket=bucket, key=key, boto3_client=s3)
-        manifest = self._score(stream, key, keys, bucket, etag, sink, scorer, progress)
+
+        # Commit (outputs, then the manifest) only while this is still the current version:
+        # after a newer upload, that upload's event owns the outputs and scores them.
+        def still_current() -> None:
+            current_version(s3, bucket, key, version.etag, version.version_id)
+
+        stream = open_version(s3, version)
+        manifest = self._score(
+            stream, key, keys, bucket, version, sink, scorer, progress, before_commit=still_current
+        )
+        still_current()
         if not sink.write_manifest(keys.manifest, manifest, manifest_etag):
             winner, _ = sink.read_manifest(keys.manifest)
-            return (winner or manifest).model_copy(update={"duplicate": True})
+            if winner is not None and winner.describes(version):
+                return winner.model_copy(update={"duplicate": True})
+            raise CommitConflictError(
+                f"{version.uri}: another worker committed a manifest for another version "
+                "while this one was scored; scoring again"
+            )
         return manifest
 
     def score_file(
@@ -143,17 +164,20 @@ class BatchJob:
         key: str,
         keys: OutputKeys,
         bucket: str,
-        etag: str | None,
+        version: ObjectVersion | None,
         sink: Sink,
         scorer: Scorer,
         progress: ProgressCallback | None,
         source: str | None = None,
+        before_commit: Callable[[], None] | None = None,
     ) -> BatchManifest:
         started = datetime.now(UTC)
         base: dict[str, Any] = {
             "input_bucket": bucket,
             "input_key": source or key,
-            "input_etag": etag,
+            "input_etag": version.etag if version else None,
+            "input_version_id": version.version_id if version else None,
+            "input_size": version.size if version else None,
             "predictions_key": keys.predictions,
             "model": scorer.name,
             "model_version": scorer.version,
@@ -161,11 +185,16 @@ class BatchJob:
         }
         try:
             fmt, gzipped = detect_format(key)
-            tally, timings, outputs = self._run(stream, fmt, gzipped, sink, scorer, keys, progress)
-        except (PermanentBatchError, SchemaMismatchError) as exc:
-            logger.warning("cannot score %s: %s", key, exc)
+            tally, timings, outputs = self._run(
+                stream, fmt, gzipped, sink, scorer, keys, progress, before_commit
+            )
+        except Exception as exc:
+            reason = permanent_reason(exc)
+            if reason is None:
+                raise  # transient: nothing final written, the caller retries
+            logger.exception("cannot score %s: %s", source or key, reason)
             return BatchManifest(
-                status="failed", reason=str(exc), finished_at=datetime.now(UTC), **base
+                status="failed", reason=reason, finished_at=datetime.now(UTC), **base
             )
         return BatchManifest(
             status="succeeded",
@@ -185,14 +214,22 @@ class BatchJob:
         scorer: Scorer,
         keys: OutputKeys,
         progress: ProgressCallback | None,
+        before_commit: Callable[[], None] | None = None,
     ) -> tuple[Tally, Timings, _Outputs]:
         out_fmt: Format = "jsonl" if fmt == "jsonl" else "csv"
         content = "application/x-ndjson" if out_fmt == "jsonl" else "text/csv"
         timings, tally = Timings(), Tally()
         schema = scorer.schema
+        limits = ReadLimits.start(
+            self.config.batch.max_decompressed_bytes, self.config.batch.file_seconds, self._clock
+        )
         with self._writers(sink, keys, content, out_fmt) as outputs:
             columns, chunks = read_chunks(
-                stream, fmt, gzipped=gzipped, chunk_rows=self.config.batch.chunk_rows
+                stream,
+                fmt,
+                gzipped=gzipped,
+                chunk_rows=self.config.batch.chunk_rows,
+                limits=limits,
             )
             if fmt != "jsonl":
                 schema.check_columns(columns)
@@ -203,6 +240,7 @@ class BatchJob:
                 tally.rows_read += chunk.rows
                 tally.blank_lines_skipped += chunk.blank_lines
                 self._score_chunk(chunk, scorer, outputs, tally, timings, fmt)
+                limits.check_time()  # Parquet has no byte stream to check it on
                 if progress is not None:
                     progress(chunk.rows)
             if outputs.predictions_header and out_fmt == "csv":
@@ -211,6 +249,8 @@ class BatchJob:
                 if schema.id_column:
                     columns.insert(0, schema.id_column)
                 outputs.predictions.write((",".join([*columns, "model_version"]) + "\n").encode())
+            if before_commit is not None:
+                before_commit()  # raising here aborts the outputs: nothing becomes visible
         return tally, timings, outputs
 
     @contextmanager
@@ -224,15 +264,17 @@ class BatchJob:
         )
         try:
             yield outputs
+            outputs.predictions.commit()
+            if outputs.quarantined_any:
+                outputs.quarantine.commit()
+            else:
+                outputs.quarantine.abort()
         except BaseException:
+            # Abort whatever is not committed yet (a no-op for what is). Anything committed
+            # before a failure stays visible but unmarked: the manifest is the commit marker.
             outputs.predictions.abort()
             outputs.quarantine.abort()
             raise
-        outputs.predictions.commit()
-        if outputs.quarantined_any:
-            outputs.quarantine.commit()
-        else:
-            outputs.quarantine.abort()
 
     def _score_chunk(
         self,
@@ -277,7 +319,7 @@ class BatchJob:
             outputs.predictions.write(_encode(scored, outputs.fmt, outputs.predictions_header))
             outputs.predictions_header = False
         if rejected_rows:
-            rejected_rows.sort()
+            rejected_rows = sorted(_bounded(*row) for row in rejected_rows)
             quarantine = pd.DataFrame(rejected_rows, columns=["line", "row", "reason"])
             outputs.quarantine.write(_encode(quarantine, outputs.fmt, outputs.quarantine_header))
             outputs.quarantine_header = False
@@ -285,6 +327,18 @@ class BatchJob:
         timings.write += time.perf_counter() - clock
         tally.rows_scored += len(scored)
         tally.rows_quarantined += len(rejected_rows)
+
+
+def _bounded(line: int, row: str, reason: str) -> tuple[int, str, str]:
+    """A quarantined row keeps its text, up to QUARANTINED_ROW_CHARS (the reason says so
+    when cut): enough to see what is wrong without one row outgrowing the chunk."""
+    if len(row) <= QUARANTINED_ROW_CHARS:
+        return line, row, reason
+    return (
+        line,
+        row[:QUARANTINED_ROW_CHARS],
+        f"{reason} (row cut to its first {QUARANTINED_ROW_CHARS:,} of {len(row):,} characters)",
+    )
 
 
 def _encode(frame: pd.DataFrame, fmt: Format, header: bool) -> bytes:

@@ -8,6 +8,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from skylift.batch.source import ObjectVersion
 from skylift.config import SkyliftConfig
 
 __all__ = ["MANIFEST_SUFFIX", "BatchManifest", "OutputKeys", "output_keys"]
@@ -23,7 +24,9 @@ class BatchManifest(BaseModel):
     reason: str | None = None
     input_bucket: str
     input_key: str
-    input_etag: str | None = None
+    input_etag: str | None = None  # of the bytes scored (from S3, checked against the event's)
+    input_version_id: str | None = None  # None on an unversioned bucket or a local file
+    input_size: int | None = None
     predictions_key: str
     quarantine_key: str | None = None
     model: str
@@ -39,6 +42,14 @@ class BatchManifest(BaseModel):
     finished_at: datetime
     timings: dict[str, float] = Field(default_factory=dict)
     duplicate: bool = Field(default=False, exclude=True)  # set on the skip path, not stored
+
+    def describes(self, version: ObjectVersion) -> bool:
+        """Whether this manifest is about exactly that version of its input."""
+        return (
+            self.input_etag is not None
+            and self.input_etag.strip('"') == version.etag.strip('"')
+            and self.input_version_id == version.version_id
+        )
 
 
 class OutputKeys(NamedTuple):

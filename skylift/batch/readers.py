@@ -16,15 +16,21 @@ import gzip
 import io
 import json
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
 import pandas as pd
 
-from skylift.batch.errors import PermanentBatchError, UnsupportedFormatError
+from skylift.batch.errors import (
+    CORRUPT_DATA_ERRORS,
+    PermanentBatchError,
+    UnsupportedFormatError,
+    corrupt_data_reason,
+)
 
-__all__ = ["Format", "RawChunk", "detect_format", "read_chunks"]
+__all__ = ["Format", "RawChunk", "ReadLimits", "detect_format", "read_chunks"]
 
 Format = Literal["csv", "jsonl", "parquet"]
 
@@ -73,6 +79,7 @@ def read_chunks(
     chunk_rows: int = 50_000,
     start: int = 0,
     end: int | None = None,
+    limits: ReadLimits | None = None,
 ) -> tuple[list[str], Iterator[RawChunk]]:
     """(columns, chunks) of a file.
 
@@ -81,6 +88,8 @@ def read_chunks(
     inside ``[start, end)``, so consecutive ranges cover every line exactly once. In a range,
     line numbers count from the range's first line (the CSV header is read from the file's
     start). A quoted CSV field spanning lines must not straddle a range boundary.
+
+    ``limits`` bound the bytes read once decompressed and the time spent (CSV, JSON Lines).
     """
     if fmt == "parquet":
         return _parquet_chunks(stream, chunk_rows)
@@ -96,10 +105,66 @@ def read_chunks(
             stream = io.BufferedReader(_Prefixed(header_bytes, stream))
     elif gzipped:
         stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+    if limits is not None:
+        stream = io.BufferedReader(_Limited(stream, limits))
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     if fmt == "csv":
         return _csv_chunks(text, chunk_rows)
     return [], _jsonl_iter(text, chunk_rows)
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How much of a file a job reads before it gives up for good (a gzip bomb, a file of
+    blank lines): decompressed bytes, and a deadline on ``clock``."""
+
+    max_bytes: int | None = None
+    max_seconds: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def start(
+        cls,
+        max_bytes: int | None,
+        max_seconds: float | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> ReadLimits:
+        return cls(max_bytes, max_seconds, clock, clock())
+
+    def check_bytes(self, read: int) -> None:
+        if self.max_bytes is not None and read > self.max_bytes:
+            raise PermanentBatchError(
+                f"the file is larger than [batch].max_decompressed_bytes = {self.max_bytes:,} "
+                "bytes (once decompressed)"
+            )
+
+    def check_time(self) -> None:
+        if self.max_seconds is not None and self.clock() - self.started > self.max_seconds:
+            raise PermanentBatchError(
+                f"the file takes longer than [batch].max_seconds = {self.max_seconds:g} s "
+                "to read and score"
+            )
+
+
+class _Limited(io.RawIOBase):
+    """A stream that enforces ReadLimits on every read (so also in a run of blank lines)."""
+
+    def __init__(self, stream: IO[bytes], limits: ReadLimits) -> None:
+        self._stream = stream
+        self._limits = limits
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._limits.check_time()
+        data = self._stream.read(len(buffer))
+        self._read += len(data)
+        self._limits.check_bytes(self._read)
+        buffer[: len(data)] = data
+        return len(data)
 
 
 class _LineRange(io.RawIOBase):
@@ -161,53 +226,121 @@ class _Prefixed(io.RawIOBase):
 
 
 def _csv_chunks(text: io.TextIOWrapper, chunk_rows: int) -> tuple[list[str], Iterator[RawChunk]]:
-    reader = csv.reader(text)
+    lines = _PhysicalLines(text)
+    reader = csv.reader(lines)
     try:
         header = next(reader, None)
-    except (OSError, EOFError, csv.Error) as exc:
-        raise PermanentBatchError(f"unreadable file: {exc}") from exc
+    except csv.Error as exc:
+        raise PermanentBatchError(f"unreadable header row: {exc}") from exc
+    except CORRUPT_DATA_ERRORS as exc:
+        raise PermanentBatchError(f"unreadable file: {corrupt_data_reason(exc)}") from exc
     if header is None:
         raise PermanentBatchError("empty file: no header row")
     header = [h.strip() for h in header]
     if _has_bad_bytes("".join(header)):
         raise PermanentBatchError("the header row is not valid UTF-8")
-    return header, _csv_iter(reader, header, chunk_rows)
+    _check_unique(header)
+    return header, _csv_iter(lines, header, chunk_rows)
 
 
-def _csv_iter(reader: Any, header: list[str], chunk_rows: int) -> Iterator[RawChunk]:
+class _PhysicalLines:
+    """The text's physical lines, fed to csv.reader one at a time, remembering the lines of
+    the record being read so that a bad multi-line record can be taken apart again."""
+
+    def __init__(self, text: Iterator[str]) -> None:
+        self._text = text
+        self._pushed: list[str] = []
+        self.taken: list[str] = []
+        self.number = 0  # of the last line handed out (the header is line 1)
+
+    def __iter__(self) -> _PhysicalLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._pushed.pop() if self._pushed else next(self._text)
+        self.number += 1
+        self.taken.append(line)
+        return line
+
+    def new_record(self) -> int:
+        """Start a record; returns the number of its first line."""
+        self.taken = []
+        return self.number + 1
+
+    def push_back(self, lines: list[str]) -> None:
+        self._pushed.extend(reversed(lines))
+        self.number -= len(lines)
+
+
+def _check_unique(columns: list[str]) -> None:
+    """A repeated column name leaves no telling which value is the feature (or the id)."""
+    repeated = [name for name in dict.fromkeys(columns) if columns.count(name) > 1]
+    if repeated:
+        names = ", ".join(repr(name) for name in repeated)
+        raise PermanentBatchError(
+            f"the header repeats column{'s' if len(repeated) > 1 else ''} {names}: "
+            "each column name may appear once"
+        )
+
+
+def _csv_iter(lines: _PhysicalLines, header: list[str], chunk_rows: int) -> Iterator[RawChunk]:
+    """Rows of the file, each with the physical line it starts on.
+
+    A quote opened and never closed swallows the lines after it into one field: such a
+    record (several lines, the wrong number of fields) is taken apart again, its first line
+    quarantined as "unterminated quoted field starting at line N", and the lines after it
+    read as rows of their own, so rows_read counts physical rows. Same for a record csv
+    refuses (a field over csv's size limit): its first line is quarantined, with its text.
+    """
     width = len(header)
     rows: list[list[str]] = []
-    lines: list[int] = []
+    numbers: list[int] = []
     rejected: list[tuple[int, str, str]] = []
     blank = 0
+    reader = csv.reader(lines)
     while True:
+        first = lines.new_record()
         try:
             record = next(reader)
         except StopIteration:
             break
-        except (OSError, EOFError) as exc:
-            raise PermanentBatchError(f"unreadable file at line {reader.line_num}: {exc}") from exc
+        except CORRUPT_DATA_ERRORS as exc:
+            raise PermanentBatchError(
+                f"unreadable file after line {lines.number}: {corrupt_data_reason(exc)}"
+            ) from exc
         except csv.Error as exc:
-            rejected.append((reader.line_num, "", f"malformed CSV: {exc}"))
+            taken = lines.taken
+            rejected.append((first, _printable(taken[0].rstrip("\r\n")), f"malformed CSV: {exc}"))
+            lines.push_back(taken[1:])
+            reader = csv.reader(lines)  # a fresh parser: the failed one is mid-record
+            continue
+        if len(lines.taken) > 1 and len(record) != width:
+            taken = lines.taken
+            rejected.append(
+                (
+                    first,
+                    _printable(taken[0].rstrip("\r\n")),
+                    f"unterminated quoted field starting at line {first} (a quote opened and "
+                    "not closed on this row)",
+                )
+            )
+            lines.push_back(taken[1:])
+            reader = csv.reader(lines)
             continue
         if not record or (len(record) == 1 and not record[0].strip()):
             blank += 1
         elif len(record) != width:
             rejected.append(
-                (
-                    reader.line_num,
-                    _printable(_join(record)),
-                    f"expected {width} fields, got {len(record)}",
-                )
+                (first, _printable(_join(record)), f"expected {width} fields, got {len(record)}")
             )
         else:
             rows.append(record)
-            lines.append(reader.line_num)
+            numbers.append(first)
         if len(rows) + len(rejected) >= chunk_rows:
-            yield _chunk(rows, header, lines, rejected, blank)
-            rows, lines, rejected, blank = [], [], [], 0
+            yield _chunk(rows, header, numbers, rejected, blank)
+            rows, numbers, rejected, blank = [], [], [], 0
     if rows or rejected or blank:
-        yield _chunk(rows, header, lines, rejected, blank)
+        yield _chunk(rows, header, numbers, rejected, blank)
 
 
 def _chunk(
@@ -295,8 +428,10 @@ def _jsonl_iter(text: Any, chunk_rows: int) -> Iterator[RawChunk]:
             if len(records) + len(rejected) >= chunk_rows:
                 yield _json_chunk(records, lines, raw, rejected, blank)
                 records, lines, raw, rejected, blank = [], [], [], [], 0
-    except (OSError, EOFError) as exc:
-        raise PermanentBatchError(f"unreadable file at line {number}: {exc}") from exc
+    except CORRUPT_DATA_ERRORS as exc:
+        raise PermanentBatchError(
+            f"unreadable file after line {number}: {corrupt_data_reason(exc)}"
+        ) from exc
     if records or rejected or blank:
         yield _json_chunk(records, lines, raw, rejected, blank)
 
@@ -341,6 +476,7 @@ def _parquet_chunks(stream: IO[bytes], chunk_rows: int) -> tuple[list[str], Iter
     except Exception as exc:
         raise PermanentBatchError(f"not a readable Parquet file: {exc}") from exc
     columns = list(parquet.schema_arrow.names)
+    _check_unique(columns)
 
     def chunks() -> Iterator[RawChunk]:
         line = 0

@@ -8,12 +8,14 @@ the message goes back to SQS for another try.
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
+from skylift.batch.errors import MalformedMessageError, StaleEventError
 from skylift.batch.job import BatchJob, BatchManifest
 from skylift.config import SkyliftConfig
 from skylift.model_holder import ModelHolder
@@ -41,25 +43,48 @@ class BatchService:
         """The champion; raises ModelUnavailableError (the message is retried) without one."""
         return self.holder.current()
 
-    def score_record(self, body: dict[str, Any]) -> list[BatchManifest]:
+    def score_message(self, body: str, message_id: str) -> list[BatchManifest]:
+        """Score the objects of one SQS message; raises (the message is retried) on anything
+        transient, and on a malformed message, which is logged and left for the DLQ: it is
+        kept there for whoever sent it, rather than dropped with only a log line."""
+        try:
+            notification = json.loads(body)
+        except ValueError as exc:
+            self._malformed(message_id, body, f"the body is not JSON ({exc})")
+        try:
+            return self.score_record(notification)
+        except (KeyError, TypeError, AttributeError) as exc:
+            self._malformed(message_id, body, f"not an S3 event notification ({exc!r})")
+
+    def score_record(self, body: Any) -> list[BatchManifest]:
         """Score the objects of one SQS message body (an S3 event notification); returns the
         manifests of the files scored now (not duplicates, not keys outside incoming/)."""
-        if body.get("Event") == "s3:TestEvent":
+        if isinstance(body, dict) and body.get("Event") == "s3:TestEvent":
             logger.info("ignoring the s3:TestEvent S3 sends when a notification is configured")
             return []
-        manifests = []
-        for record in S3Event(body).records:
+        objects = [
             # Keys arrive URL-encoded (spaces as '+', unicode as %XX); S3Event's per-record key
             # does not decode them (only its first-record `object_key` does).
-            key = unquote_plus(record.s3.get_object.key)
-            etag = record.s3.get_object.get("eTag")
-            manifest = self.score_object(record.s3.bucket.name, key, f'"{etag}"' if etag else None)
+            (
+                r.s3.bucket.name,
+                unquote_plus(r.s3.get_object.key),
+                r.s3.get_object.get("eTag"),
+                r.s3.get_object.get("versionId"),
+            )
+            for r in S3Event(body).records
+        ]  # read them all first: a malformed record fails the message before any is scored
+        manifests = []
+        for bucket, key, etag, version_id in objects:
+            manifest = self.score_object(bucket, key, f'"{etag}"' if etag else None, version_id)
             if manifest is not None and not manifest.duplicate:
                 manifests.append(manifest)
         return manifests
 
-    def score_object(self, bucket: str, key: str, etag: str | None) -> BatchManifest | None:
-        """Score one object; None when the key is outside incoming/ (not ours to score)."""
+    def score_object(
+        self, bucket: str, key: str, etag: str | None, version_id: str | None = None
+    ) -> BatchManifest | None:
+        """Score the object version an event names; None when the key is outside incoming/
+        (not ours to score) or the event is stale (a newer upload's event scores that one)."""
         if not key.startswith(self.config.storage.incoming_prefix):
             logger.info(
                 "ignoring s3://%s/%s: not under %s",
@@ -68,7 +93,15 @@ class BatchService:
                 self.config.storage.incoming_prefix,
             )
             return None
-        manifest = self.job.score_s3_object(self.s3, bucket, key, etag)
+        try:
+            manifest = self.job.score_s3_object(self.s3, bucket, key, etag, version_id=version_id)
+        except StaleEventError as exc:
+            logger.warning("skipping a stale event: %s", exc)
+            return None
+        except Exception:
+            # Transient (classified in skylift.batch.errors): nothing final was written.
+            logger.exception("s3://%s/%s: not scored now; the message will be retried", bucket, key)
+            raise
         logger.info(
             "s3://%s/%s: %s, read %s = scored %s + quarantined %s%s",
             bucket,
@@ -80,3 +113,13 @@ class BatchService:
             " (duplicate: already scored)" if manifest.duplicate else "",
         )
         return manifest
+
+    @staticmethod
+    def _malformed(message_id: str, body: str, problem: str) -> NoReturn:
+        logger.error(
+            "SQS message %s: %s; it goes to the dead-letter queue after its last delivery",
+            message_id,
+            problem,
+            extra={"sqs_body": body},
+        )
+        raise MalformedMessageError(f"SQS message {message_id}: {problem}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from typing import Any
 
 __all__ = ["MultipartWriter"]
+
+logger = logging.getLogger(__name__)
 
 PART_BYTES = 8 * 1024 * 1024  # S3 needs >= 5 MiB for every part but the last
 
@@ -13,8 +15,9 @@ PART_BYTES = 8 * 1024 * 1024  # S3 needs >= 5 MiB for every part but the last
 class MultipartWriter:
     """Buffer bytes, upload 8 MiB parts, complete on :meth:`commit`, abort on :meth:`abort`.
 
-    Nothing is visible under ``key`` until commit: a crash mid-file leaves only an incomplete
-    upload (invisible; a bucket lifecycle rule reaps it), never a partial object.
+    Nothing is visible under ``key`` until commit: a failure anywhere (a part, the completion,
+    the caller) aborts the upload, and if even the abort fails the bucket's lifecycle rule
+    reaps the incomplete upload; never a partial object.
     """
 
     def __init__(self, s3: Any, bucket: str, key: str, content_type: str) -> None:
@@ -26,6 +29,7 @@ class MultipartWriter:
         self._parts: list[dict[str, Any]] = []
         self._upload_id: str | None = None
         self.bytes_written = 0
+        self._done = False  # committed or aborted
 
     def write(self, data: bytes) -> None:
         self._buffer += data
@@ -50,28 +54,50 @@ class MultipartWriter:
         self._buffer.clear()
 
     def commit(self) -> None:
-        if self._upload_id is None:
-            # Small output: one PUT is atomic too.
-            self._s3.put_object(
-                Bucket=self.bucket,
-                Key=self.key,
-                Body=bytes(self._buffer),
-                ContentType=self._content_type,
-            )
+        """Make the object visible; on any failure, abort the upload this writer started."""
+        if self._done:
             return
-        if self._buffer:
-            self._upload_part()
-        self._s3.complete_multipart_upload(
-            Bucket=self.bucket,
-            Key=self.key,
-            UploadId=self._upload_id,
-            MultipartUpload={"Parts": self._parts},
-        )
+        try:
+            if self._upload_id is None:
+                # Small output: one PUT is atomic too.
+                self._s3.put_object(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    Body=bytes(self._buffer),
+                    ContentType=self._content_type,
+                )
+            else:
+                if self._buffer:
+                    self._upload_part()
+                self._s3.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
 
     def abort(self) -> None:
-        if self._upload_id is not None:
-            # Best effort: the bucket's lifecycle rule reaps whatever is left.
-            with contextlib.suppress(Exception):
-                self._s3.abort_multipart_upload(
-                    Bucket=self.bucket, Key=self.key, UploadId=self._upload_id
-                )
+        """Abort the multipart upload, if one was started and not completed (idempotent)."""
+        if self._done:
+            return
+        self._done = True
+        if self._upload_id is None:
+            return
+        try:
+            self._s3.abort_multipart_upload(
+                Bucket=self.bucket, Key=self.key, UploadId=self._upload_id
+            )
+        except Exception:
+            # The bucket's lifecycle rule reaps incomplete uploads after a day; say so.
+            logger.warning(
+                "could not abort the multipart upload %s of s3://%s/%s; the lifecycle rule "
+                "will reap it",
+                self._upload_id,
+                self.bucket,
+                self.key,
+                exc_info=True,
+            )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-from skylift.cli.main import cli
+from skylift.cli.main import cli, share_global_options
 
 __all__ = ["cli", "main"]
 
@@ -22,6 +22,7 @@ _COMMAND_MODULES = [
 
 for _module in _COMMAND_MODULES:
     importlib.import_module(_module)
+share_global_options(cli)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from skylift.cli.main import CliState, cli, console, pass_state, user_errors
+from skylift.cli.main import CliState, cli, console, pass_state
 
 
 @cli.group()
@@ -26,7 +26,6 @@ def batch() -> None:
     help="Folder for predictions/ and quarantine/ when SOURCE is a local file.",
 )
 @pass_state
-@user_errors
 def score(state: CliState, source: str, output: Path) -> None:
     """Score SOURCE (a local .csv/.jsonl[.gz]/.parquet file or an s3:// URI) with the champion.
 

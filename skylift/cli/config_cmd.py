@@ -6,7 +6,7 @@ import json
 
 import click
 
-from skylift.cli.main import CliState, cli, console, pass_state, user_errors
+from skylift.cli.main import CliState, cli, console, pass_state
 from skylift.config import config_reference
 
 
@@ -17,11 +17,14 @@ def config_group() -> None:
 
 @config_group.command()
 @pass_state
-@user_errors
 def check(state: CliState) -> None:
-    """Validate skylift.toml (with environment overrides) and print the resolved values."""
+    """Validate skylift.toml (with environment overrides), import the training entry point,
+    and print the resolved values."""
+    from skylift.training import load_entry_point
+
     config = state.config
-    console.print(f"{config.config_path}: valid")
+    load_entry_point(config)  # a config that cannot train is not valid
+    console.print(f"{config.config_path}: valid (entry point {config.model.entry_point} imports)")
     click.echo(json.dumps(config.model_dump(mode="json"), indent=2))
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from skylift.cli.main import CliState, cli, console, pass_state, user_errors
+from skylift.cli.main import CliState, cli, console, pass_state
 from skylift.errors import SkyliftError
 
 FUNCTIONS = ("score", "batch", "retrain", "monitor")
@@ -97,11 +97,17 @@ def load_handler(function: str) -> Any:
 )
 @click.option("--raw", is_flag=True, help="Print the reply as it is, without decoding the body.")
 @pass_state
-@user_errors
 def invoke(state: CliState, function: str, event_path: Path, raw: bool) -> None:
-    """Run FUNCTION's handler in this process on the event in a file and print the reply."""
+    """Run FUNCTION's handler in this process on the event in a file and print the reply.
+
+    Exits 1 when the reply is an HTTP error (status 400 or more), as `curl --fail` does, so
+    scripts notice; 2 for a problem with the event file or the config. A bare S3 notification
+    given to the batch function is delivered as S3 -> SQS -> Lambda would (in an SQS message).
+    """
     event = read_event(event_path)
     config = state.config  # fail early, naming the file, if the config is wrong
+    if function == "batch":
+        event = _as_sqs_event(event, event_path, config)
     if config.config_path is not None:
         # The handler module loads its config from the environment, as in Lambda.
         os.environ["SKYLIFT_CONFIG"] = str(config.config_path)
@@ -131,3 +137,29 @@ def invoke(state: CliState, function: str, event_path: Path, raw: bool) -> None:
     for name, values in (reply.get("multiValueHeaders") or {}).items():
         headers[name] = ", ".join(str(v) for v in values)
     click.echo(json.dumps({"headers": headers, "body": shown}, indent=2))
+    if status >= 400:
+        raise SystemExit(1)
+
+
+def _as_sqs_event(event: dict[str, Any], path: Path, config: Any) -> dict[str, Any]:
+    """The batch function takes SQS events; a pasted S3 notification is wrapped as the
+    bucket's notification to the queue would deliver it."""
+    from skylift.local.poller import is_s3_notification, sqs_event_for_s3_notification
+    from skylift.local.provision import names_for
+    from skylift.topology import describe
+
+    records = event.get("Records")
+    if (
+        isinstance(records, list)
+        and records
+        and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
+    ):
+        return event
+    if is_s3_notification(event):
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+        names = names_for(describe(config))
+        return sqs_event_for_s3_notification(event, names.queue_arn(region, names.queue), region)
+    raise InvokeError(
+        f"{path}: the batch function takes an SQS event (Records with eventSource aws:sqs, "
+        "see events/sqs_s3_object_created.json) or an S3 notification (eventSource aws:s3)"
+    )

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from skylift.cli.main import CliState, cli, console, pass_state, user_errors
+from skylift.cli.main import CliState, cli, console, pass_state
 
 __all__ = ["local"]
 
@@ -40,7 +40,6 @@ def local() -> None:
 @click.option("--api-key", default=None, help="API key to require (default: a random one).")
 @click.option("--no-clock", is_flag=True, help="Fire schedules on demand only.")
 @pass_state
-@user_errors
 def up(state: CliState, port: int, aws_port: int, api_key: str | None, no_clock: bool) -> None:
     """Run the local stack in the foreground until Ctrl-C."""
     import logging
@@ -104,7 +103,6 @@ def _print_endpoints(stack: Any, state_path: Path) -> None:
 @click.argument("name")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for the run.")
 @pass_state
-@user_errors
 def trigger(state: CliState, name: str, timeout: float) -> None:
     """Fire schedule NAME (retrain, monitor) on the running `skylift local up` now."""
     from skylift.local.state import CONTROL_TOKEN_HEADER, LocalStackError, StackState
@@ -126,5 +124,40 @@ def trigger(state: CliState, name: str, timeout: float) -> None:
             f"trigger {name}: the local stack at {stack.control_url} does not answer "
             f"({exc.reason}); is `skylift local up` still running?"
         ) from None
-    console.print(f"{name} ran in {payload['seconds']:.1f} s")
-    console.print_json(json.dumps(payload.get("result")))
+    console.print(f"{name} ran in {payload['seconds']:.1f} s", markup=False)
+    for line in summary_lines(payload.get("result")):
+        console.print(line, markup=False)
+
+
+def summary_lines(result: Any) -> list[str]:
+    """A scheduled function's reply (its report's summary) as lines a person reads."""
+    if not isinstance(result, dict):
+        return [json.dumps(result)]
+    lines = []
+    if "max_psi" in result:  # the monitor
+        drifted = result.get("drifted_features") or []
+        psi = result.get("max_psi")
+        lines.append(
+            ("max PSI " + (f"{psi:.3f}" if isinstance(psi, int | float) else "n/a"))
+            + (f"; drifted: {', '.join(drifted)}" if drifted else "; no feature drifted")
+        )
+        if drifted:
+            sent = result.get("drift_event_published")
+            lines.append("drift event " + ("published" if sent else "NOT published"))
+        live = result.get("live_metrics") or {}
+        shown = ", ".join(
+            f"{k} {v:.4f}" for k, v in live.items() if k != "rows" and isinstance(v, float)
+        )
+        lines.append(
+            f"live metrics on {live.get('rows')} labelled rows: {shown}"
+            if shown
+            else "live metrics: no labels joined in the window"
+        )
+    elif "promoted" in result:  # the retrain
+        verdict = "promoted" if result.get("promoted") else "not promoted"
+        lines.append(f"{result.get('status')}: challenger {verdict}: {result.get('reason')}")
+    else:  # another handler's reply: shown as it is
+        return [json.dumps(result, indent=2, default=str)]
+    if result.get("report_key"):
+        lines.append(f"report: {result['report_key']}")
+    return lines

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from skylift.cli.main import CliState, cli, console, pass_state, user_errors
+from skylift.cli.main import CliState, cli, console, pass_state
 from skylift.registry import DEFAULT_ALIAS, ModelRegistry
 
 
@@ -22,7 +22,6 @@ from skylift.registry import DEFAULT_ALIAS, ModelRegistry
 )
 @click.option("--promote/--no-promote", default=False, help="Make the new version the champion.")
 @pass_state
-@user_errors
 def train(state: CliState, data: str | None, promote: bool) -> None:
     """Run the training entry point, evaluate on a holdout, build the bundle and register it."""
     from skylift.training import TrainingError, train_and_register
@@ -53,7 +52,6 @@ def models() -> None:
 
 @models.command("list")
 @pass_state
-@user_errors
 def list_models(state: CliState) -> None:
     """List the registered versions, their metrics and aliases."""
     registry = state.registry()
@@ -88,7 +86,6 @@ def list_models(state: CliState) -> None:
 @click.argument("version", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
 @pass_state
-@user_errors
 def describe(state: CliState, version: str | None, as_json: bool) -> None:
     """Show one version (a number or an alias; default: champion)."""
     registry = state.registry()
@@ -137,7 +134,6 @@ def describe(state: CliState, version: str | None, as_json: bool) -> None:
 @models.command()
 @click.argument("version", required=False)
 @pass_state
-@user_errors
 def verify(state: CliState, version: str | None) -> None:
     """Re-check one version (default: champion) without unpickling it: its signature, the
     artifact's sha256 and the runtime it was written by. Exits 1 if any check fails."""
@@ -163,7 +159,6 @@ def verify(state: CliState, version: str | None) -> None:
 @click.option("--alias", default=DEFAULT_ALIAS, show_default=True)
 @click.option("--reason", default="manual promotion")
 @pass_state
-@user_errors
 def promote(state: CliState, version: str, alias: str, reason: str) -> None:
     """Point an alias (champion by default) at VERSION."""
     registry = state.registry()
@@ -177,7 +172,6 @@ def promote(state: CliState, version: str, alias: str, reason: str) -> None:
 @models.command()
 @click.option("--alias", default=DEFAULT_ALIAS, show_default=True)
 @pass_state
-@user_errors
 def rollback(state: CliState, alias: str) -> None:
     """Point an alias back at the version it named before."""
     registry = state.registry()

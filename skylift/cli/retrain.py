@@ -8,12 +8,11 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from skylift.cli.main import CliState, cli, console, pass_state, user_errors
+from skylift.cli.main import CliState, cli, console, pass_state
 
 
 @cli.command("retrain")
 @pass_state
-@user_errors
 def retrain_command(state: CliState) -> None:
     """Train a challenger on training/, gate it against the champion, promote if it wins."""
     from skylift.retraining import retrain
@@ -37,7 +36,6 @@ def retrain_command(state: CliState) -> None:
 @cli.command("monitor")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
 @pass_state
-@user_errors
 def monitor_command(state: CliState, as_json: bool) -> None:
     """Compare the window's inputs with the champion's baseline; live metrics from labels."""
     from skylift.monitoring import monitor
@@ -81,7 +79,6 @@ def monitor_command(state: CliState, as_json: bool) -> None:
     show_default=True,
 )
 @pass_state
-@user_errors
 def report_command(state: CliState, output: Path) -> None:
     """Render the latest monitoring report and version history as one HTML file."""
     from skylift.report import render_report_file

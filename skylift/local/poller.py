@@ -10,12 +10,22 @@ messages wait in the queue instead of burning their receive count.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SqsPoller", "build_sqs_event", "failed_message_ids"]
+__all__ = [
+    "SqsPoller",
+    "build_sqs_event",
+    "failed_message_ids",
+    "is_s3_notification",
+    "sqs_event_for_s3_notification",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +70,37 @@ def build_sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str)
             }
         )
     return {"Records": records}
+
+
+def sqs_event_for_s3_notification(
+    notification: dict[str, Any], queue_arn: str, region: str
+) -> dict[str, Any]:
+    """A bare S3 notification (``{"Records": [{"eventSource": "aws:s3", ...}]}``) as the batch
+    function receives it: the body of one SQS message, as S3 -> SQS -> Lambda delivers it."""
+    body = json.dumps(notification)
+    now = str(int(time.time() * 1000))
+    message = {
+        "MessageId": str(uuid.uuid4()),
+        "ReceiptHandle": f"local-{uuid.uuid4().hex}",
+        "Body": body,
+        "MD5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "Attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": now,
+            "SenderId": "AROAS3NOTIFICATION:local",
+            "ApproximateFirstReceiveTimestamp": now,
+        },
+    }
+    return build_sqs_event([message], queue_arn, region)
+
+
+def is_s3_notification(event: dict[str, Any]) -> bool:
+    records = event.get("Records")
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and all(isinstance(r, dict) and r.get("eventSource") == "aws:s3" for r in records)
+    )
 
 
 def failed_message_ids(result: Any, message_ids: set[str]) -> set[str]:

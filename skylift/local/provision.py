@@ -45,6 +45,7 @@ class ProvisionedNames:
     dlq: str
     stream: str
     rules: dict[str, str]  # schedule name -> rule name
+    drift_rule: str = ""  # the drift event -> retrain rule
 
     def queue_arn(self, region: str, name: str) -> str:
         return f"arn:aws:sqs:{region}:{LOCAL_ACCOUNT}:{name}"
@@ -63,6 +64,14 @@ def names_for(topology: Topology) -> ProvisionedNames:
         dlq=topology.dlq_name,
         stream=topology.capture_stream,
         rules={s.name: f"skylift-{topology.model_name}-{s.name}" for s in topology.schedules},
+        drift_rule=f"skylift-{topology.model_name}-drift",
+    )
+
+
+def drift_pattern(topology: Topology) -> str:
+    """The drift rule's event pattern, as the CDK stack declares it."""
+    return json.dumps(
+        {"source": [topology.drift_event_source], "detail-type": [topology.drift_event_detail_type]}
     )
 
 
@@ -197,6 +206,26 @@ def plan(topology: Topology, clients: Clients) -> list[Action]:
                     },
                 )
             )
+    drift_state = "ENABLED" if topology.retrain_on_drift else "DISABLED"
+    try:
+        have_drift = clients.events.describe_rule(Name=names.drift_rule)
+    except clients.events.exceptions.ResourceNotFoundException:
+        have_drift = {}
+    pattern = drift_pattern(topology)
+    if have_drift.get("State") != drift_state or json.loads(
+        have_drift.get("EventPattern") or "{}"
+    ) != json.loads(pattern):
+        actions.append(
+            Action(
+                "put_rule",
+                names.drift_rule,
+                {
+                    "EventPattern": pattern,
+                    "State": drift_state,
+                    "Target": names.function_arn(region, topology.drift_function),
+                },
+            )
+        )
     return actions
 
 
@@ -237,11 +266,12 @@ def apply(actions: list[Action], clients: Clients) -> None:
                 ],
             )
         elif action.kind == "put_rule":
-            clients.events.put_rule(
-                Name=action.target,
-                ScheduleExpression=action.params["ScheduleExpression"],
-                State=action.params["State"],
-            )
+            trigger = {
+                k: action.params[k]
+                for k in ("ScheduleExpression", "EventPattern")
+                if k in action.params
+            }
+            clients.events.put_rule(Name=action.target, State=action.params["State"], **trigger)
             clients.events.put_targets(
                 Rule=action.target, Targets=[{"Id": "function", "Arn": action.params["Target"]}]
             )

@@ -32,6 +32,7 @@ from typing import Any
 import boto3
 
 from skylift.config import SkyliftConfig, use_source_dir
+from skylift.local.events import LocalEventBus
 from skylift.local.functions import HandlerUnavailable, LocalFunction
 from skylift.local.gateway import (
     ApiGatewayEventConverter,
@@ -116,6 +117,8 @@ class LocalStack:
         self.gateway: LocalGateway | None = None
         self.poller: SqsPoller | None = None
         self.scheduler: Scheduler | None = None
+        self.events: LocalEventBus | None = None
+        self._event_targets: dict[str, Any] = {}
         self._exit = ExitStack()
         self._started = False
 
@@ -147,7 +150,21 @@ class LocalStack:
         self.provisioned = provision(self.topology, self.clients())
         for name, action in ((a.kind, a) for a in self.provisioned):
             logger.info("provisioned: %s %s", name, action.target)
-        base_env = {**local.env, **LOCAL_RUNTIME_ENV, "AWS_REGION": self.region}
+        # EventBridge events are delivered by the local bus, not moto (see skylift.local.events).
+        self.events = LocalEventBus(
+            self.client("events"),
+            self._event_targets,
+            region=self.region,
+            account=LOCAL_ACCOUNT,
+        )
+        self.events.start()
+        self._exit.callback(self.events.stop)
+        base_env = {
+            **local.env,
+            **LOCAL_RUNTIME_ENV,
+            "AWS_REGION": self.region,
+            "AWS_ENDPOINT_URL_EVENTBRIDGE": self.events.url,
+        }
         for spec in self.topology.functions.values():
             if spec.name in self.handlers:
                 spec = replace(spec, handler=self.handlers[spec.name])
@@ -161,6 +178,7 @@ class LocalStack:
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
             }
             self.functions[spec.name] = LocalFunction(spec, environment, self.region)
+            self._event_targets[spec.name] = self.functions[spec.name].invoke
         self._exit.callback(self._unload_functions)
 
         score = self.functions["score"]
@@ -242,6 +260,8 @@ class LocalStack:
         """Environment for boto3, the AWS CLI or a shell talking to this stack."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
+            # PutEvents goes to the local bus, which delivers to the rules' targets.
+            "AWS_ENDPOINT_URL_EVENTBRIDGE": self.events.url if self.events else self.endpoint_url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing",
@@ -265,6 +285,15 @@ class LocalStack:
         if self.scheduler is None:
             raise LocalStackError("the local stack is not running")
         return self.scheduler.trigger(name)
+
+    def wait_for_events(self, timeout: float = 300.0) -> None:
+        """Until every EventBridge event put so far has reached its targets (and they ran)."""
+        if self.events is None:
+            raise LocalStackError("the local stack is not running")
+        try:
+            self.events.wait_idle(timeout)
+        except TimeoutError as exc:
+            raise LocalStackError(str(exc)) from None
 
     def wait_for_object(self, key: str, timeout: float = 60.0, interval: float = 0.2) -> bytes:
         """The object's bytes once it exists in the bucket; LocalStackError after ``timeout``."""

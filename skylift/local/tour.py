@@ -37,6 +37,8 @@ class StackHandle(Protocol):
 
     def trigger(self, name: str) -> Any: ...
 
+    def wait_for_events(self, timeout: float) -> None: ...
+
 
 @dataclass
 class StepResult:
@@ -66,19 +68,23 @@ class Tour:
     facts: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def api_scheme(self) -> str:
+        return "HTTPS" if self.stack.api_url.startswith("https://") else "HTTP"
+
+    @property
     def bucket(self) -> str:
         return self.config.storage.bucket
 
     def run(self) -> list[StepResult]:
         steps: list[tuple[str, Callable[[], str]]] = [
             ("train, register, promote", self.train_and_promote),
-            ("score over HTTPS API", self.score_over_http),
+            (f"score over {self.api_scheme} API", self.score_over_http),
             ("reject a bad request", self.bad_request),
             ("batch-score a CSV via S3 -> SQS", self.batch_score),
             ("upload labels", self.upload_labels),
             ("monitor drift + live accuracy", self.monitor),
             ("HTML report", self.html_report),
-            ("retrain on shifted data", self.retrain_shifted),
+            ("drift detected -> retrain", self.drift_answered),
         ]
         for number, (name, step) in enumerate(steps, start=1):
             self.progress(f"[{number}/{len(steps)}] {name} ...")
@@ -213,17 +219,37 @@ class Tour:
         self.facts["report_path"] = str(path)
         return f"wrote {path} ({path.stat().st_size // 1024} KiB)"
 
-    def retrain_shifted(self) -> str:
-        shifted = self.generate(self.rows, seed=5, shift=0.6)
+    def drift_answered(self) -> str:
+        """Customers change: a shifted batch is scored, new training data lands, the monitor
+        finds drift and publishes the drift event, and its rule starts the retrain."""
+        shifted = self.generate(self.rows, seed=5, shift=1.0)
         key = f"{self.config.storage.training_prefix}{self.config.model.name}.csv"
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=shifted.to_csv(index=False).encode())
-        self.stack.trigger("retrain")
+        batch = self.generate(self.batch_rows * 2, seed=13, shift=1.0)
+        incoming = f"{self.config.storage.incoming_prefix}demo/customers 2026-12.csv"
+        text = batch.drop(columns=[self.config.model.target]).to_csv(index=False)
+        self.s3.put_object(Bucket=self.bucket, Key=incoming, Body=text.encode())
+        self._wait_for_json(
+            f"{self.config.storage.predictions_prefix}"
+            f"{incoming[len(self.config.storage.incoming_prefix) :]}.manifest.json",
+            timeout=90,
+        )
+        self.stack.trigger("monitor")
+        self.stack.wait_for_events(timeout=600)
+        monitoring = latest_monitoring_report(self.config, self.s3)
+        if monitoring is None or not monitoring.drifted_features:
+            raise TourError("the monitor found no drift in the shifted data")
+        if not monitoring.drift_event_published:
+            raise TourError(f"the drift event was not published: {monitoring.notes}")
         report = latest_retrain_report(self.config, self.s3)
-        if report is None:
-            raise TourError("the retrain stored no report")
+        if report is None or report.trigger != "drift":
+            raise TourError("the drift event started no retrain")
         self.facts["retrain"] = report
         verdict = "promoted" if report.decision.promoted else "not promoted"
-        return f"challenger {verdict}: {report.decision.reason}"
+        return (
+            f"max PSI {monitoring.max_psi or 0:.2f} ({len(monitoring.drifted_features)} features "
+            f"drifted) -> drift event -> retrain: challenger {verdict}: {report.decision.reason}"
+        )
 
     # ---- helpers -------------------------------------------------------------------------------
 

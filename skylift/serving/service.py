@@ -7,8 +7,10 @@ a reply in one place (:mod:`skylift.serving.error_mapping`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -27,7 +29,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from skylift import observability
 from skylift.api_capture import CaptureSink, NullCapture, capture_lines
-from skylift.api_errors import ApiError, Detail, ErrorCode
+from skylift.api_errors import ApiError, Detail, ErrorCode, bounded_details
 from skylift.model_holder import ModelHolder
 from skylift.observability import Metric
 from skylift.scoring import Scorer
@@ -91,6 +93,7 @@ class ScoringService:
         self._new_request_id = new_request_id or (lambda: str(uuid.uuid4()))
         self._request = _RequestState()
         self._openapi: str | None = None
+        self._threads = _ThreadLimit()
         # Powertools' resolvers keep the current event on themselves: one request at a time,
         # as Lambda runs one per environment (the local stack serialises its invocations too).
         self.app = self._build_app(APIGatewayRestResolver)  # REST API (payload 1.0)
@@ -240,15 +243,18 @@ class ScoringService:
                 [Detail(p.record, p.field, p.problem) for p in validation.errors],
             )
         assert validation.frame is not None
-        scores = scorer.score(validation.frame)
+        with self._threads():
+            scores = scorer.score(validation.frame)
         ids = validation.ids if scorer.schema.id_column else None
+        if ids:
+            _check_ids(ids, scorer.schema.id_column or "")
         predictions = scores.to_records(ids)
         self._request.records_scored = len(predictions)
         reply = {
             "model": scorer.name,
             "model_version": scorer.version,
             "predictions": predictions,
-            "warnings": [flag.as_dict() for flag in validation.flags],
+            "warnings": bounded_details([flag.as_dict() for flag in validation.flags]),
         }
         if self.capture.enabled and self.capture.sampled():
             self._capture(scorer, records, ids, predictions)
@@ -372,3 +378,51 @@ class ScoringService:
         except Exception:  # metrics never fail a request
             logger.exception("could not publish metrics")
             self.metrics.clear_metrics()
+
+
+MAX_ID_CHARS = 256
+
+
+def _check_ids(ids: list[Any], id_column: str) -> None:
+    """Ids are echoed in full (a cut id would no longer match its record): bound them instead.
+
+    Ids are strings or integers (the schema says so); an integer's digits count too.
+    """
+    long = [
+        Detail(
+            number, id_column, f"id is {len(str(value))} characters, the limit is {MAX_ID_CHARS}"
+        )
+        for number, value in enumerate(ids)
+        if value is not None and len(str(value)) > MAX_ID_CHARS
+    ]
+    if long:
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            f"{len(long)} record(s) have an id longer than {MAX_ID_CHARS} characters; "
+            "nothing was scored",
+            long,
+        )
+
+
+class _ThreadLimit:
+    """The native thread pools' size while scoring, from ``OMP_NUM_THREADS`` at init.
+
+    In Lambda the variable alone does it (read when OpenMP loads); in the local stack the
+    libraries were loaded by the same process before the function's environment was set, so
+    the limit is applied per request with threadpoolctl, and undone after it.
+    """
+
+    def __init__(self) -> None:
+        value = os.environ.get("OMP_NUM_THREADS", "").strip()
+        self.limit = int(value) if value.isdigit() and int(value) > 0 else None
+        self._controller: Any = None
+
+    def __call__(self) -> contextlib.AbstractContextManager[Any]:
+        if self.limit is None:
+            return contextlib.nullcontext()
+        if self._controller is None:
+            # Built at the first scoring, when the model has loaded its native libraries.
+            from threadpoolctl import ThreadpoolController
+
+            self._controller = ThreadpoolController()
+        return self._controller.limit(limits=self.limit)

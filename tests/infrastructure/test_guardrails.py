@@ -179,3 +179,125 @@ def test_no_acknowledgment_is_stack_or_app_wide(churn_config):
     score_reads = {r for p, r in acknowledged if p.endswith("/Functions/ScoreReads")}
     assert len(score_reads) == 1 and next(iter(score_reads)).endswith("/models/churn/*]")
     assert not [r for p, r in acknowledged if "/Functions/Score/" in p and "IAM5" in r]
+
+
+# ---- 9. the Serverless pack: failures of the asynchronous paths land somewhere -----------------
+
+
+def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def test_every_eventbridge_target_has_a_dlq_and_a_retry_policy(template_json):
+    rules = _resources(template_json, "AWS::Events::Rule")
+    assert len(rules) == 3  # retrain and monitor schedules, drift -> retrain
+    queues = set()
+    for rule in rules.values():
+        for target in rule["Properties"]["Targets"]:
+            queues.add(target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+            policy = target["RetryPolicy"]
+            assert policy["MaximumRetryAttempts"] >= 1 and policy["MaximumEventAgeInSeconds"] > 0
+    (queue,) = queues
+    assert template_json["Resources"][queue]["Type"] == "AWS::SQS::Queue"
+
+
+def test_scheduled_functions_send_async_failures_to_a_destination(template_json):
+    functions = {
+        handler.split(".")[1]: k
+        for k, f in _resources(template_json, "AWS::Lambda::Function").items()
+        if (handler := f["Properties"].get("Handler", "")).startswith("functions.")
+    }
+    configs = {
+        c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
+        for c in _resources(template_json, "AWS::Lambda::EventInvokeConfig").values()
+    }
+    assert set(configs) == {functions["retrain"], functions["monitor"]}
+    for config in configs.values():
+        destination = config["DestinationConfig"]["OnFailure"]["Destination"]
+        assert destination["Fn::GetAtt"][0].startswith("SchedulingInvocationFailures")
+
+
+def test_the_serverless_pack_fails_the_synth_on_a_target_without_a_dlq(churn_config):
+    """The zero-findings synth is the Serverless pack's too: a new schedule whose target has
+    no dead-letter queue breaks it."""
+    from pathlib import Path
+
+    from aws_cdk import aws_events as events
+    from aws_cdk import aws_events_targets as targets
+
+    from infrastructure.app import build_app
+
+    app, stack = build_app(churn_config, layer_dir=Path(__file__).parent, outdir=None)
+    events.Rule(
+        stack,
+        "Unguarded",
+        schedule=events.Schedule.expression("rate(1 day)"),
+        targets=[targets.LambdaFunction(stack.functions.functions["monitor"])],
+    )
+    with pytest.raises(Exception, match=r"Serverless-EventBusDLQ"):
+        app.synth()
+
+
+# ---- 10. alarms, concurrency, log retention -----------------------------------------------------
+
+
+def _function_ids(template: dict[str, Any]) -> dict[str, str]:
+    return {
+        handler.split(".")[1]: k
+        for k, f in _resources(template, "AWS::Lambda::Function").items()
+        if (handler := f["Properties"].get("Handler", "")).startswith("functions.")
+    }
+
+
+def test_monitor_and_retrain_errors_raise_alarms(template_json):
+    functions = _function_ids(template_json)
+    watched = {
+        dimension["Value"]["Ref"]
+        for alarm in _resources(template_json, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("MetricName") == "Errors"
+        for dimension in alarm["Properties"]["Dimensions"]
+        if dimension["Name"] == "FunctionName"
+    }
+    assert watched == {functions["monitor"], functions["retrain"]}
+
+
+def test_batch_cannot_starve_the_api(template_json, churn_config):
+    """The score function has concurrency of its own; the batch event source has a cap."""
+    functions = _resources(template_json, "AWS::Lambda::Function")
+    score = functions[_function_ids(template_json)["score"]]["Properties"]
+    assert score["ReservedConcurrentExecutions"] == churn_config.api.reserved_concurrency
+    (mapping,) = _resources(template_json, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["ScalingConfig"] == {
+        "MaximumConcurrency": churn_config.batch.max_concurrency
+    }
+
+
+def test_provisioned_concurrency_cannot_exceed_the_reservation(churn_config):
+    from pydantic import ValidationError
+
+    from skylift.config_sections import ApiConfig
+
+    with pytest.raises(ValidationError, match=r"provisioned_concurrency \(30\) must not exceed"):
+        ApiConfig(reserved_concurrency=20, provisioned_concurrency=30)
+    assert ApiConfig(reserved_concurrency=20, provisioned_concurrency=20)
+
+
+def test_api_execution_logs_and_the_notification_handler_logs_expire(template_json, churn_config):
+    groups = _resources(template_json, "AWS::Logs::LogGroup")
+    days = churn_config.deploy.log_retention_days
+    (api,) = _resources(template_json, "AWS::ApiGateway::RestApi")
+    execution = [
+        g
+        for g in groups.values()
+        if g["Properties"].get("LogGroupName")
+        == {"Fn::Join": ["", ["API-Gateway-Execution-Logs_", {"Ref": api}, "/prod"]]}
+    ]
+    assert len(execution) == 1 and execution[0]["Properties"]["RetentionInDays"] == days
+    (handler,) = [
+        f
+        for k, f in _resources(template_json, "AWS::Lambda::Function").items()
+        if k.startswith("BucketNotificationsHandler")
+    ]
+    group = handler["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    assert groups[group]["Properties"]["RetentionInDays"] == days
+    assert group in handler["DependsOn"]

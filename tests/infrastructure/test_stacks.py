@@ -116,7 +116,7 @@ def test_schedules_capture_stream_and_drift_rule(template, template_json, churn_
 
 def test_alarms_notify_a_topic_and_a_dashboard_exists(template, template_json):
     alarms = resources(template_json, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 4
+    assert len(alarms) == 6
     names = {a["Properties"].get("MetricName") for a in alarms.values()}
     assert {"5XXError", "ApproximateNumberOfMessagesVisible", "DriftMaxPSI", "Errors"} <= names
     assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
@@ -304,14 +304,15 @@ def test_layer_over_the_limit_fails_with_a_clear_message(tmp_path, monkeypatch):
 
 
 def test_every_log_group_keeps_logs_as_long_as_configured(churn_config):
-    """The functions' and the API's access-log groups alike (the access logs kept 30 days)."""
+    """The functions', the API's access and execution logs and CDK's bucket-notification
+    handler's alike (before, the execution and handler logs never expired)."""
     from infrastructure.app import stack_name, synth_templates
 
     deploy = churn_config.deploy.model_copy(update={"log_retention_days": 7})
     config = churn_config.model_copy(update={"deploy": deploy})
     template = synth_templates(config)[stack_name(config)]
     groups = resources(template, "AWS::Logs::LogGroup").values()
-    assert len(groups) >= 5  # four functions + API access logs
+    assert len(groups) == 7  # four functions, API access and execution logs, the handler
     assert {g["Properties"].get("RetentionInDays") for g in groups} == {7}
 
 

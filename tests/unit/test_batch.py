@@ -98,10 +98,10 @@ CASES = [
     (
         "bad quoting",
         lambda c: with_line(c, 7, lambda line: line.replace(",", ',"oops', 1)).encode(),
-        None,
-        None,
+        39,
+        1,
         0,
-        None,
+        "unterminated quoted field starting at line 7",
     ),
     ("blank lines", lambda c: c.replace("\n", "\n\n", 3).encode(), 40, 0, 3, None),
     ("UTF-8 BOM", lambda c: ("\ufeff" + c).encode(), 40, 0, 0, None),

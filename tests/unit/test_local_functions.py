@@ -148,8 +148,17 @@ def test_provision_creates_the_topology_and_is_idempotent(churn_config, clients)
         "create_signing_key",
         "put_rule",
         "put_rule",
+        "put_rule",  # the drift rule
     ]
     assert plan(topology, clients) == []  # a second run changes nothing
+    drift = clients.events.describe_rule(Name=names.drift_rule)
+    assert json.loads(drift["EventPattern"]) == {
+        "source": [topology.drift_event_source],
+        "detail-type": [topology.drift_event_detail_type],
+    }
+    assert drift["State"] == ("ENABLED" if topology.retrain_on_drift else "DISABLED")
+    (target,) = clients.events.list_targets_by_rule(Rule=names.drift_rule)["Targets"]
+    assert target["Arn"].endswith(f":function:{topology.drift_function}")
     key = clients.kms.describe_key(KeyId=churn_config.default_signing_alias)["KeyMetadata"]
     assert (key["KeySpec"], key["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
 

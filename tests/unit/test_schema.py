@@ -29,7 +29,8 @@ def good_record(schema: FeatureSchema) -> dict:
     record: dict = {"customer_id": "C1"}
     for feature in schema.features:
         if isinstance(feature, NumericFeature):
-            record[feature.name] = (feature.min + feature.max) / 2
+            middle = (feature.min + feature.max) / 2
+            record[feature.name] = int(middle) if feature.integer else middle  # whole numbers
         else:
             record[feature.name] = feature.categories[0]
     return record

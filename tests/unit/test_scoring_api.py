@@ -212,6 +212,20 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], int, str, tuple[int | None, str] | N
         (0, "contract"),
     ),
     ("extra field", predict_event(_replace(colour="red")), 400, "validation_error", (0, "colour")),
+    (
+        "fraction for an integer feature",
+        predict_event(_replace(tenure_months=12.5)),
+        400,
+        "validation_error",
+        (0, "tenure_months"),
+    ),
+    (
+        "id too long to echo",
+        predict_event(_replace(customer_id="C" * 257)),
+        400,
+        "validation_error",
+        (0, "customer_id"),
+    ),
     ("NaN literal", api_event(body='{"records": [{"age": NaN}]}'), 400, "invalid_json", None),
     (
         "Infinity literal",
@@ -786,3 +800,81 @@ def test_the_handler_answers_any_json_it_is_invoked_with(handler_module):
         reply = handler_module.handler(event, FakeContext())
         assert reply["statusCode"] == 400
         assert json.loads(reply["body"])["error"]["code"] == "unsupported_event"
+
+
+# ---- what a reply echoes is bounded ----------------------------------------------------------
+
+
+def test_warnings_are_capped_with_a_count_of_the_rest(service):
+    unusual = dict(
+        RECORD,
+        contract="weekly",
+        internet_service="carrier-pigeon",
+        payment_method="barter",
+        region="moon",
+        age=999.0,
+        monthly_charges=99999.0,
+        total_charges=999999.0,
+        support_calls=999,
+    )
+    records = [dict(unusual, customer_id=f"C{n}") for n in range(MAX_RECORDS)]
+    status, body, _ = call(service, predict_event({"records": records}))
+    assert status == 200, body
+    warnings = body["warnings"]
+    assert len(warnings) == 101  # 100 shown, then the count of the rest
+    rest = int(warnings[-1]["problem"].split()[2])
+    assert warnings[-1] == {"record": None, "field": "", "problem": f"... and {rest} more"}
+    assert rest == MAX_RECORDS * 8 - 100  # 8 unusual fields per record
+
+
+def test_a_long_unseen_category_is_clipped_in_its_warning(service):
+    event = predict_event({"records": [dict(RECORD, region="z" * 5000)]})
+    status, body, reply = call(service, event)
+    assert status == 200, body
+    (warning,) = body["warnings"]
+    assert warning["field"] == "region"
+    assert warning["problem"].endswith("more characters)") and len(warning["problem"]) < 200
+    assert len(reply["body"]) < len(event["body"])  # before: the reply echoed all 5,000
+
+
+def test_error_details_clip_echoed_names_and_the_message(service):
+    long_name = "x" * 5000
+    event = predict_event({"records": [dict(RECORD, **{long_name: 1})]})
+    status, body, reply = call(service, event)
+    assert status == 400
+    (detail,) = body["error"]["details"]
+    assert detail["field"].startswith("xxx") and detail["field"].endswith("more characters)")
+    assert len(reply["body"]) < len(event["body"]) / 4
+    event = api_event(body="{}", content_type="text/" + "p" * 5000)
+    status, body, reply = call(service, event)
+    assert status == 415 and len(body["error"]["message"]) < 1100
+
+
+# ---- threading -------------------------------------------------------------------------------
+
+
+def test_scoring_runs_with_the_thread_limit_the_function_environment_sets(
+    api_config, registry, champion, clock, monkeypatch
+):
+    """The local stack's functions share a process whose native libraries were loaded before
+    the function's environment was set: the service applies OMP_NUM_THREADS itself."""
+    from threadpoolctl import threadpool_info
+
+    from skylift.scoring import Scorer
+
+    seen: list[set[int]] = []
+    original = Scorer.score
+
+    def spy(self, frame):
+        seen.append({lib["num_threads"] for lib in threadpool_info()})
+        return original(self, frame)
+
+    monkeypatch.setattr(Scorer, "score", spy)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    holder = ModelHolder(registry, api_config.api.model_refresh_seconds, clock=clock)
+    service = build_service(api_config, holder, namespace="Skylift", service_name="skylift")
+    before = [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()]
+    status, body, _ = call(service, predict_event({"records": [RECORD]}))
+    assert status == 200, body
+    assert seen[-1] == {1}
+    assert [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()] == before

@@ -1,23 +1,18 @@
-"""Model lifecycle behind the API (refresh, rollback, failed and tampered reloads) and a fuzz of
-bad request bodies."""
+"""Model lifecycle behind the API (refresh, rollback, failed and tampered reloads); the fuzz of
+request events is in test_api_fuzz.py."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from skylift.serving import ModelHolder, build_service
 from tests.helpers import (
     RECORD,
     Clock,
     api_event,
-    assert_error_shape,
     call,
-    create_signing_key,
     emf_lines,
     predict_event,
 )
@@ -159,106 +154,6 @@ def test_failed_reload_when_s3_is_unreachable_keeps_serving(
     clock.now += REFRESH
     assert served_version(service) == first
     assert service.holder.status().reason.startswith("ConnectionError")
-
-
-# ---- fuzz: whatever the body, never a 5xx, always the error shape ------------------------------
-
-FEATURES = [name for name in RECORD if name != "customer_id"]
-NULLABLE = {"age", "region", "total_charges"}  # had gaps in the training data
-NUMERIC = ["age", "tenure_months", "monthly_charges", "total_charges", "support_calls"]
-
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
-json_values = st.recursive(
-    json_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=12,
-)
-not_a_number = st.none() | st.booleans() | st.text() | st.lists(json_scalars, max_size=2)
-
-
-@st.composite
-def broken_record(draw: st.DrawFn) -> dict[str, Any]:
-    """A record made bad in at least one way the schema must catch."""
-    record = dict(RECORD)
-    how = draw(st.sampled_from(["wrong_numeric", "drop_required", "extra", "not_text"]))
-    if how == "wrong_numeric":
-        name = draw(st.sampled_from(NUMERIC))
-        value = draw(not_a_number)
-        if value is None and name in NULLABLE:
-            value = "forty"
-        record[name] = value
-    elif how == "drop_required":
-        del record[draw(st.sampled_from(["contract", "payment_method", "tenure_months"]))]
-    elif how == "extra":
-        record[draw(st.text(min_size=1).filter(lambda k: k not in RECORD))] = draw(json_values)
-    else:
-        record[draw(st.sampled_from(["contract", "region"]))] = draw(
-            st.integers() | st.floats(allow_nan=False) | st.booleans() | st.lists(st.text())
-        )
-    return record
-
-
-bad_bodies = st.one_of(
-    # arbitrary text (almost never JSON, never a valid request)
-    st.text(max_size=200),
-    # arbitrary JSON that is not a valid envelope
-    json_values.filter(
-        lambda v: not (isinstance(v, dict) and set(v) & {"records", "dataframe_records"})
-    ).map(json.dumps),
-    # a valid envelope around records that are broken
-    st.lists(broken_record(), min_size=1, max_size=5).map(lambda rs: json.dumps({"records": rs})),
-    st.lists(broken_record(), min_size=1, max_size=3).map(
-        lambda rs: json.dumps({"dataframe_records": rs})
-    ),
-    # records that are not objects
-    st.lists(json_scalars, min_size=1, max_size=5).map(lambda rs: json.dumps({"records": rs})),
-    # NaN / Infinity smuggled in as literals
-    st.sampled_from(["NaN", "Infinity", "-Infinity"]).map(
-        lambda c: json.dumps({"records": [dict(RECORD, age=12345.5)]}).replace("12345.5", c)
-    ),
-    # nesting deeper than the parser's recursion limit, integers too long to parse
-    st.integers(1_000, 3_000).map(lambda depth: "[" * depth + "]" * depth),
-    st.integers(4_400, 6_000).map(lambda digits: '{"records": [{"age": ' + "9" * digits + "}]}"),
-    # dataframe_split with ragged rows or bad columns
-    st.builds(
-        lambda cols, rows: json.dumps({"dataframe_split": {"columns": cols, "data": rows}}),
-        st.lists(st.sampled_from(FEATURES), min_size=1, max_size=4),
-        st.lists(st.lists(json_scalars, max_size=5), min_size=1, max_size=3),
-    ),
-)
-
-
-@pytest.fixture(scope="module")
-def fuzz_service(churn_config, churn_bundle):
-    import boto3
-    from moto import mock_aws
-
-    from skylift.registry import ModelRegistry
-
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=churn_config.storage.bucket)
-        create_signing_key(churn_config)
-        registry = ModelRegistry.from_config(churn_config, s3_client=s3)
-        registry.promote(registry.register(churn_bundle).version)
-        api = churn_config.api.model_copy(update={"capture_stream": None, "max_records": 50})
-        config = churn_config.model_copy(update={"api": api})
-        service = build_service(config, ModelHolder(registry, 3600.0))
-        yield service
-
-
-@settings(
-    max_examples=600,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(body=bad_bodies, base64_body=st.booleans())
-def test_fuzzed_bad_bodies_get_a_4xx_with_the_error_shape(fuzz_service, body, base64_body):
-    status, reply_body, _ = call(fuzz_service, api_event(body=body, base64_body=base64_body))
-    assert 400 <= status < 500, reply_body
-    assert_error_shape(reply_body)
 
 
 # ---- regression models: predictions without probabilities ------------------------------------

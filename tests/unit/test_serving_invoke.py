@@ -52,7 +52,7 @@ def test_invoke_score_prints_the_reply(fresh_handler, champion):
 
 def test_invoke_shows_an_error_reply(fresh_handler, champion):
     result = run("score", "--event", str(EVENTS_DIR / "api_bad_types.json"))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # an HTTP error reply fails the command
     assert "status 400" in result.output
     assert '"validation_error"' in result.output
 
@@ -66,3 +66,12 @@ def test_invoke_names_a_missing_or_broken_event_file(tmp_path, fresh_handler):
     result = run("score", "--event", str(broken))
     assert result.exit_code == 2
     assert "broken.json" in result.output and "not valid JSON" in result.output
+
+
+def test_invoke_score_serves_an_http_api_event(fresh_handler, champion):
+    result = run("score", "--event", str(EVENTS_DIR / "api_v2_predict.json"))
+    assert result.exit_code == 0, result.output
+    assert "status 200" in result.output
+    reply = json.loads(result.stdout[result.stdout.index("{") :])
+    assert reply["headers"]["Content-Type"] == "application/json"
+    assert len(reply["body"]["predictions"]) == 3
