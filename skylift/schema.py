@@ -42,6 +42,7 @@ from pydantic_core import PydanticCustomError
 
 from skylift.config_sections import FeatureDeclaration
 from skylift.errors import SkyliftError
+from skylift.schema_columnar import ColumnarValidator, column_values
 
 __all__ = [
     "CategoricalFeature",
@@ -215,7 +216,15 @@ class FeatureSchema(BaseModel):
         return record
 
     def validate_records(self, records: Sequence[Mapping[str, Any]]) -> RecordValidation:
-        """Validate JSON records; on success ``frame`` holds the features in schema order."""
+        """Validate JSON records; on success ``frame`` holds the features in schema order.
+
+        Column-wise first (:mod:`skylift.schema_columnar`); any doubtful cell sends the
+        request to the pydantic model, which words every problem."""
+        checked = self._columnar.validate(records)
+        return checked if checked is not None else self.validate_records_per_record(records)
+
+    def validate_records_per_record(self, records: Sequence[Mapping[str, Any]]) -> RecordValidation:
+        """The pydantic path: one model per record, every problem found and worded."""
         try:
             parsed = self._records_adapter.validate_python(list(records))
         except ValidationError as exc:
@@ -224,6 +233,10 @@ class FeatureSchema(BaseModel):
         ids = [row.pop(self.id_column, None) for row in rows] if self.id_column else []
         frame = self._frame_from_rows(rows)
         return RecordValidation(frame=frame, ids=ids, flags=self.flag_records(frame))
+
+    @cached_property
+    def _columnar(self) -> ColumnarValidator:
+        return ColumnarValidator(self)
 
     def _frame_from_rows(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
         data: dict[str, Any] = {}
@@ -239,8 +252,9 @@ class FeatureSchema(BaseModel):
                 )
         return pd.DataFrame(data)
 
-    def flag_records(self, frame: pd.DataFrame) -> list[FieldProblem]:
-        """Allowed-but-unusual values: out of the training range, or an unseen category."""
+    def flag_records(self, frame: pd.DataFrame | Mapping[str, np.ndarray]) -> list[FieldProblem]:
+        """Allowed-but-unusual values: out of the training range, or an unseen category.
+        ``frame`` may be a frame or its columns by name (the columnar validator's)."""
         flags: list[FieldProblem] = []
         for feature in self.features:
             if feature.enforced:
@@ -248,7 +262,7 @@ class FeatureSchema(BaseModel):
             column = frame[feature.name]
             if isinstance(feature, NumericFeature):
                 # numpy, not pandas comparisons: this runs on every online request.
-                values = column.to_numpy(dtype="float64", na_value=np.nan)
+                values = column_values(column, "float64")
                 for word, bound, below in (
                     ("below the training minimum", feature.min, True),
                     ("above the training maximum", feature.max, False),
@@ -266,7 +280,7 @@ class FeatureSchema(BaseModel):
                         )
             elif feature.name in self._categories:
                 known = self._categories[feature.name]
-                for position, value in enumerate(column.to_numpy(dtype=object)):
+                for position, value in enumerate(column_values(column, "object")):
                     if isinstance(value, str) and value not in known:
                         flags.append(
                             FieldProblem(position, feature.name, f"unseen category {value!r}")
