@@ -186,7 +186,7 @@ class BatchJob:
         try:
             fmt, gzipped = detect_format(key)
             tally, timings, outputs = self._run(
-                stream, fmt, gzipped, sink, scorer, keys, progress, before_commit
+                stream, fmt, gzipped, sink, scorer, keys, progress, before_commit=before_commit
             )
         except Exception as exc:
             reason = permanent_reason(exc)
