@@ -214,8 +214,8 @@ class BatchJob:
         scorer: Scorer,
         keys: OutputKeys,
         progress: ProgressCallback | None,
-        reader: Callable[..., tuple[list[str], Iterator[RawChunk]]] = read_chunks,
         before_commit: Callable[[], None] | None = None,
+        reader: Callable[..., tuple[list[str], Iterator[RawChunk]]] = read_chunks,
     ) -> tuple[Tally, Timings, _Outputs]:
         """Score a whole file; ``reader`` (read_chunks' signature) lets a fan-out range read
         only its records (skylift.batch.plan)."""
