@@ -67,7 +67,9 @@ def broken_record(draw: st.DrawFn) -> dict[str, Any]:
     if how == "wrong_numeric":
         name = draw(st.sampled_from(NUMERIC))
         value = draw(not_a_number)
-        if value is None and name in NULLABLE:
+        # null and blank text ("", " ") are missing values for a nullable feature: fine.
+        blank = value is None or (isinstance(value, str) and not value.strip())
+        if blank and name in NULLABLE:
             value = "forty"
         record[name] = value
     elif how == "drop_required":
