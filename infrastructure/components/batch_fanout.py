@@ -118,6 +118,12 @@ class BatchFanout(Construct):
             "SKYLIFT_FANOUT_STATE_MACHINE_ARN", self.state_machine.state_machine_arn
         )
         self.state_machine.grant_start_execution(batch_function)
+        acknowledge(
+            fanout_function,
+            "Serverless-LambdaDLQ",
+            "Invoked synchronously by the state machine, which retries it and records a failure "
+            "in a failed manifest; an async dead-letter target would never receive anything.",
+        )
         self.alarm = cloudwatch.Alarm(
             self,
             "FailedExecutions",
