@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from benchmarks._results import append
+from benchmarks.online_latency import create_signing_key
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "churn"
@@ -109,7 +110,8 @@ def main() -> None:
         os.environ.update(env)
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         s3.create_bucket(Bucket=config.storage.bucket)
-        registry = ModelRegistry.from_config(config, s3_client=s3)
+        create_signing_key(endpoint, config)
+        registry = ModelRegistry.from_config(config, s3_client=s3, endpoint_url=endpoint)
         bundle = train_candidate(config, generate_churn(5000, seed=0)).bundle
         registry.register(bundle)
         registry.promote(1)

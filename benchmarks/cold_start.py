@@ -9,7 +9,10 @@ them, files dated 1980-01-01) run in fresh processes of ``[deploy].python_versio
 * naive: import scikit-learn, pandas and joblib from the same layer, ``joblib.load`` the same
   artifact from a local file and ``predict_proba`` one row (with bytecode);
 * the handler again from a copy of the layer without its bytecode (the layer before issue 10,
-  with its shared objects intact: the old recipe's stripped ones did not even import numpy).
+  with its shared objects intact: the old recipe's stripped ones did not even import numpy);
+* the handler with ``[registry].signing = "none"``: the same signed champion loaded without
+  verifying its signature (kms:GetPublicKey + kms:Verify against the moto server), so
+  handler / that row is the cold-start cost of verification (issue 15).
 
 Runs are interleaved; medians of wall and CPU time (user + system of the child). Target:
 handler / naive <= 1.2. Also the largest imports of the handler process (``-X importtime``),
@@ -129,23 +132,30 @@ def main() -> int:
             "POWERTOOLS_METRICS_NAMESPACE": "Skylift",
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
+        handler = HANDLER.format(paths=artifact.sys_path, event=str(event))
+        unsigned_env = {**env, "SKYLIFT_REGISTRY__SIGNING": "none"}
         children = {
-            "handler": HANDLER.format(paths=artifact.sys_path, event=str(event)),
-            "naive": NAIVE.format(
-                paths=[str(artifact.layer)], artifact=str(work / "model.joblib"), row=row
+            "handler": (handler, env),
+            "naive": (
+                NAIVE.format(
+                    paths=[str(artifact.layer)], artifact=str(work / "model.joblib"), row=row
+                ),
+                env,
             ),
-            "handler, layer without bytecode": HANDLER.format(
-                paths=[str(artifact.task), str(bare_layer)], event=str(event)
+            "handler, layer without bytecode": (
+                HANDLER.format(paths=[str(artifact.task), str(bare_layer)], event=str(event)),
+                env,
             ),
+            "handler, signature not verified": (handler, unsigned_env),
         }
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in children}
-        for code in children.values():  # warm the page cache
-            run_child(python, code, env)
+        for code, child_env in children.values():  # warm the page cache
+            run_child(python, code, child_env)
         for _ in range(RUNS):
-            for name, code in children.items():
-                wall, cpu, _stderr = run_child(python, code, env)
+            for name, (code, child_env) in children.items():
+                wall, cpu, _stderr = run_child(python, code, child_env)
                 samples[name].append((wall, cpu))
-        _wall, _cpu, importtime = run_child(python, children["handler"], env, "-X", "importtime")
+        _wall, _cpu, importtime = run_child(python, handler, env, "-X", "importtime")
 
     medians = {
         name: (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
@@ -165,6 +175,14 @@ def main() -> int:
             f"| {name} | {wall:.0f} | {cpu:.0f} | {wall / naive_wall:.2f} | "
             f"{cpu / naive_cpu:.2f} | {target} |"
         )
+    signed_wall, signed_cpu = medians["handler"]
+    plain_wall, plain_cpu = medians["handler, signature not verified"]
+    lines += [
+        "",
+        f"Signature verification at cold start (issue 15): handler / handler not verifying = "
+        f"{signed_wall / plain_wall:.2f} wall ({signed_wall - plain_wall:+.0f} ms), "
+        f"{signed_cpu / plain_cpu:.2f} CPU ({signed_cpu - plain_cpu:+.0f} ms).",
+    ]
     lines += ["", "Largest imports of the handler process (`-X importtime`, cumulative):", ""]
     lines += [f"- `{name}`: {ms:.0f} ms" for name, ms in largest_imports(importtime)]
     append("cold_start", lines)

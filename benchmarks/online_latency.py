@@ -168,6 +168,16 @@ def predict_event(records: list[dict[str, Any]]) -> dict[str, Any]:
 # ---- setup ------------------------------------------------------------------------------------
 
 
+def create_signing_key(endpoint: str, config: Any) -> None:
+    """The key the stack provisions (as the local stack does), so versions are signed."""
+    import boto3
+
+    if config.signing_key is not None:
+        kms = boto3.client("kms", endpoint_url=endpoint, region_name="us-east-1")
+        key = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]
+        kms.create_alias(AliasName=config.default_signing_alias, TargetKeyId=key["KeyId"])
+
+
 def setup_aws(endpoint: str, config: Any, bundle: Any) -> None:
     import boto3
 
@@ -175,11 +185,8 @@ def setup_aws(endpoint: str, config: Any, bundle: Any) -> None:
 
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     s3.create_bucket(Bucket=config.storage.bucket)
-    # The signing key the stack provisions ([registry] signing): register signs with it.
-    kms = boto3.client("kms", endpoint_url=endpoint, region_name="us-east-1")
-    key = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]
-    kms.create_alias(AliasName=config.default_signing_alias, TargetKeyId=key["KeyId"])
-    registry = ModelRegistry.from_config(config, s3_client=s3)
+    create_signing_key(endpoint, config)
+    registry = ModelRegistry.from_config(config, s3_client=s3, endpoint_url=endpoint)
     registry.promote(int(registry.register(bundle).version or 0))
     firehose = boto3.client("firehose", endpoint_url=endpoint, region_name="us-east-1")
     firehose.create_delivery_stream(

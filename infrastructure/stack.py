@@ -13,6 +13,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infrastructure.components import (
+    BatchFanout,
     BatchTrigger,
     Functions,
     ModelSigning,
@@ -85,6 +86,16 @@ class SkyliftStack(cdk.Stack):
             dlq=self.batch.dlq,
             invocation_failures=self.scheduling.failures,
             functions=fns,
+        )
+        self.fanout = BatchFanout(
+            self,
+            "BatchFanout",
+            topology=topology,
+            bucket=self.storage.bucket,
+            fanout_function=fns["fanout"],
+            batch_function=fns["batch"],
+            topic=self.observability.topic,
+            log_retention_days=config.deploy.log_retention_days,
         )
         cdk.CfnOutput(self, "ApiUrl", value=self.serving.api.url)
         cdk.CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)

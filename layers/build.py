@@ -22,11 +22,18 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from layers.bytecode import BytecodeReport, ensure_bytecode
+from layers.bytecode import (
+    HANDLER_MODULES,
+    SCORING_HANDLER_MODULES,
+    BytecodeReport,
+    ensure_bytecode,
+)
 from layers.interpreter import InterpreterNotFoundError, find_interpreter
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "requirements.txt"
+# [deploy].runtime = "onnx": the score and batch functions' layer (no scikit-learn/scipy).
+ONNX_REQUIREMENTS = HERE / "requirements-onnx.txt"
 CACHE = HERE / ".cache"
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 # Part of the cache key: a change to how the layer is trimmed or compiled rebuilds it.
@@ -58,6 +65,17 @@ BOTOCORE_SERVICES = {
 }
 
 
+# onnxruntime's wheel ships its C library (libonnxruntime.so, 35 MB) for C-API users beside the
+# Python binding, which does not load it (readelf: not NEEDED), and model-building tools.
+ONNXRUNTIME_UNUSED = (
+    "onnxruntime/capi/libonnxruntime.so.*",
+    "onnxruntime/transformers",
+    "onnxruntime/tools",
+    "onnxruntime/quantization",
+    "onnxruntime/datasets",
+)
+
+
 class LayerTooLargeError(RuntimeError):
     """Layer plus code would pass Lambda's 250 MB unzipped limit."""
 
@@ -83,6 +101,11 @@ class LayerBuild:
         if self.bytecode:
             lines.append(self.bytecode.describe())
         return "\n".join(lines)
+
+
+def requirements_for(runtime: str) -> Path:
+    """The requirements file of the functions that score with ``runtime`` ("sklearn"/"onnx")."""
+    return ONNX_REQUIREMENTS if runtime == "onnx" else REQUIREMENTS
 
 
 def cache_key(requirements: str, python_version: str, architecture: str) -> str:
@@ -124,6 +147,9 @@ def trim(site: Path) -> None:
     for file in site.rglob("*"):
         if file.is_file() and file.suffix in TRIM_SUFFIXES:
             file.unlink()
+    for pattern in ONNXRUNTIME_UNUSED:
+        for path in site.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     models = site / "botocore" / "data"
     if models.is_dir():
         for service in models.iterdir():
@@ -189,7 +215,8 @@ def build_layer(
     bytecode = None
     if code_dir is not None:
         python = find_interpreter(python_version)
-        bytecode = ensure_bytecode(python, python_version, site, code_dir)
+        handlers = SCORING_HANDLER_MODULES if requirements == ONNX_REQUIREMENTS else HANDLER_MODULES
+        bytecode = ensure_bytecode(python, python_version, site, code_dir, handlers)
         code_bytes = directory_size(code_dir)
     unzipped = directory_size(site)
     if unzipped + code_bytes > LAMBDA_UNZIPPED_LIMIT:
@@ -217,16 +244,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         deploy = config.deploy
-        build = build_layer(
-            deploy.python_version,
-            deploy.architecture,
-            code_dir=stage_code_asset(config),
-            with_zip=args.zip,
-        )
+        code_dir = stage_code_asset(config)
+        # runtime = "onnx": the score and batch functions' lean layer too (its own cache key).
+        runtimes = ["sklearn", "onnx"] if deploy.runtime == "onnx" else ["sklearn"]
+        builds = [
+            build_layer(
+                deploy.python_version,
+                deploy.architecture,
+                requirements=requirements_for(runtime),
+                code_dir=code_dir,
+                with_zip=args.zip,
+            )
+            for runtime in runtimes
+        ]
     except (ConfigError, LayerTooLargeError, InterpreterNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(build.describe())
+    for build in builds:
+        print(build.describe())
     return 0
 
 

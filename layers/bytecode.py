@@ -20,6 +20,7 @@ from pathlib import Path
 __all__ = [
     "FULLY_COMPILED",
     "HANDLER_MODULES",
+    "SCORING_HANDLER_MODULES",
     "BytecodeReport",
     "compile_sources",
     "ensure_bytecode",
@@ -33,6 +34,8 @@ HANDLER_MODULES = (
     "functions.retrain.app",
     "functions.monitor.app",
 )
+# The onnx runtime's layer serves only these (retrain and monitor keep the sklearn layer).
+SCORING_HANDLER_MODULES = ("functions.score.app", "functions.batch.app")
 # Imported at request time, depending on the model and the input: a user's pickle may name
 # any estimator or transformer; scikit-learn reaches pandas frames through narwhals; pandas
 # imports its writers (to_csv) and botocore, urllib3, Powertools and pydantic import parts
@@ -52,6 +55,7 @@ FULLY_COMPILED = (
     "pydantic",
     "pydantic_settings",
     "aws_lambda_powertools",
+    "onnxruntime",
 )
 COMPILE_FLAGS = ("--invalidation-mode", "unchecked-hash", "-i", "-")  # file list on stdin
 # PEP 552 flags word: bit 0 = hash-based, bit 1 = check_source (off: never re-validated).
@@ -105,7 +109,9 @@ def has_unchecked_hash_pyc(source: Path, python_version: str) -> bool:
     return len(header) == 8 and int.from_bytes(header[4:8], "little") == UNCHECKED_HASH_FLAGS
 
 
-def traced_sources(python: str, site: Path, code_dir: Path) -> list[Path]:
+def traced_sources(
+    python: str, site: Path, code_dir: Path, handlers: tuple[str, ...] = HANDLER_MODULES
+) -> list[Path]:
     """The layer's source files the handlers import, found by importing them in ``python``."""
     env = {
         "PATH": "/usr/bin:/bin",
@@ -120,7 +126,7 @@ def traced_sources(python: str, site: Path, code_dir: Path) -> list[Path]:
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
     result = subprocess.run(
-        [python, "-I", "-S", "-B", "-c", _TRACE, str(site), str(code_dir), *HANDLER_MODULES],
+        [python, "-I", "-S", "-B", "-c", _TRACE, str(site), str(code_dir), *handlers],
         capture_output=True,
         text=True,
         env=env,
@@ -155,9 +161,15 @@ def compile_sources(python: str, paths: list[Path]) -> None:
         raise RuntimeError(f"compileall failed:\n{result.stderr[-3000:]}")
 
 
-def ensure_bytecode(python: str, python_version: str, site: Path, code_dir: Path) -> BytecodeReport:
+def ensure_bytecode(
+    python: str,
+    python_version: str,
+    site: Path,
+    code_dir: Path,
+    handlers: tuple[str, ...] = HANDLER_MODULES,
+) -> BytecodeReport:
     """Give every module the handlers import, and :data:`FULLY_COMPILED`, its bytecode."""
-    traced = traced_sources(python, site, code_dir)
+    traced = traced_sources(python, site, code_dir, handlers)
     wanted = traced + [f for package in FULLY_COMPILED for f in (site / package).rglob("*.py")]
     compile_sources(python, [f for f in wanted if not has_unchecked_hash_pyc(f, python_version)])
     uncompiled = [f for f in traced if not has_unchecked_hash_pyc(f, python_version)]

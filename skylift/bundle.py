@@ -1,5 +1,9 @@
 """ModelBundle: a fitted model (model.joblib) and its manifest (manifest.json).
 
+A bundle may also carry ``model.onnx``, the same pipeline exported to ONNX; it is only ever
+present when it was verified against the pipeline on the holdout, and its sha256 sits in the
+manifest's ``exports`` record (so whatever covers the manifest covers it too).
+
 The manifest says what the model is (name, version, task, target, classes, feature schema),
 how good it was on the holdout, what it was trained on, which runtime wrote it, the sha256 of
 the artifact and the baseline profile for drift. Loading checks the hash *before* unpickling
@@ -18,19 +22,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import joblib
-import numpy as np
-import pandas as pd
-import sklearn
 from pydantic import BaseModel, ConfigDict, Field
 
 from skylift.errors import SkyliftError
+from skylift.exports.records import ONNX_FILE, Exports
 from skylift.profile import BaselineProfile
 from skylift.schema import FeatureSchema
 
 __all__ = [
     "MANIFEST_FILE",
     "MODEL_FILE",
+    "ONNX_FILE",
     "BundleError",
     "IntegrityError",
     "Manifest",
@@ -68,6 +70,12 @@ class RuntimeVersions(BaseModel):
 
     @classmethod
     def current(cls) -> RuntimeVersions:
+        # Imported here: the onnx runtime reads manifests without scikit-learn installed.
+        import joblib
+        import numpy as np
+        import pandas as pd
+        import sklearn
+
         return cls(
             python=platform.python_version(),
             sklearn=sklearn.__version__,
@@ -114,6 +122,7 @@ class Manifest(BaseModel):
     baseline: BaselineProfile | None = None
     entry_point: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    exports: Exports | None = None  # ONNX/SQL translations and how they compared (skylift.exports)
 
     def public(self) -> dict[str, Any]:
         """The part safe to show API callers (no baseline samples, no data locations)."""
@@ -141,10 +150,17 @@ def sha256_bytes(data: bytes) -> str:
 class ModelBundle:
     """A fitted estimator with its manifest. Build with :meth:`create`, read with :meth:`load`."""
 
-    def __init__(self, model: Any, manifest: Manifest, artifact: bytes | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        manifest: Manifest,
+        artifact: bytes | None = None,
+        onnx: bytes | None = None,
+    ) -> None:
         self.model = model
         self.manifest = manifest
         self._artifact = artifact
+        self.onnx = onnx  # model.onnx, only when verified (manifest.exports.onnx)
 
     @classmethod
     def create(
@@ -166,6 +182,8 @@ class ModelBundle:
         """Serialise ``model`` and describe it; the hash covers exactly the bytes stored."""
         if not hasattr(model, "predict"):
             raise BundleError(f"{type(model).__name__} has no predict(): not a fitted estimator")
+        import joblib
+
         buffer = io.BytesIO()
         joblib.dump(model, buffer, compress=3)
         artifact = buffer.getvalue()
@@ -214,6 +232,9 @@ class ModelBundle:
         when the recorded scikit-learn differs from the runtime's, unless allowed (callers pass
         ``[model].allow_version_skew``).
         """
+        import joblib
+        import sklearn
+
         if not isinstance(manifest, Manifest):
             manifest = Manifest.model_validate_json(manifest)
         digest = sha256_bytes(artifact)
@@ -250,6 +271,35 @@ class ModelBundle:
                 raise BundleError(f"{source}: cannot unpickle {MODEL_FILE}: {exc}") from exc
         return cls(model, manifest, artifact)
 
+    @classmethod
+    def load_onnx(
+        cls, onnx: bytes, manifest: Manifest | bytes | str, *, source: str = "bundle"
+    ) -> ModelBundle:
+        """Verify ``model.onnx`` against the manifest and load it with onnxruntime.
+
+        No pickle is read (and scikit-learn is not imported): the model is an
+        :class:`~skylift.exports.onnx_runtime.OnnxEstimator`. Raises BundleError when the
+        version has no verified ONNX export, IntegrityError on a hash mismatch.
+        """
+        from skylift.exports.onnx_runtime import OnnxEstimator
+
+        if not isinstance(manifest, Manifest):
+            manifest = Manifest.model_validate_json(manifest)
+        record = manifest.exports.onnx if manifest.exports else None
+        if record is None or not record.verified or record.sha256 is None:
+            raise BundleError(f"{source}: {no_verified_onnx(manifest)}")
+        digest = sha256_bytes(onnx)
+        if digest != record.sha256:
+            raise IntegrityError(
+                f"{source}: sha256 of {ONNX_FILE} is {digest}, manifest says {record.sha256}; "
+                "refusing to load a modified artifact"
+            )
+        try:
+            model = OnnxEstimator(onnx, task=manifest.task, classes=manifest.classes)
+        except Exception as exc:
+            raise BundleError(f"{source}: cannot load {ONNX_FILE}: {exc}") from exc
+        return cls(model, manifest, None, onnx)
+
     # ---- local directories -------------------------------------------------------------------
 
     def save(self, directory: str | Path) -> Path:
@@ -257,6 +307,8 @@ class ModelBundle:
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         (path / MODEL_FILE).write_bytes(self.artifact)
+        if self.onnx is not None:
+            (path / ONNX_FILE).write_bytes(self.onnx)
         (path / MANIFEST_FILE).write_text(self.manifest.model_dump_json(indent=2))
         return path
 
@@ -269,6 +321,16 @@ class ModelBundle:
         except FileNotFoundError as exc:
             raise BundleError(f"{path}: not a model bundle ({exc.filename} missing)") from exc
         return cls.load(artifact, manifest, allow_version_skew=allow_version_skew, source=str(path))
+
+
+def no_verified_onnx(manifest: Manifest) -> str:
+    """Why a version cannot run on the onnx runtime (for errors and `models describe`)."""
+    record = manifest.exports.onnx if manifest.exports else None
+    why = "it was registered without exports" if record is None else record.summary()
+    return (
+        f"model {manifest.name} version {manifest.version} has no verified ONNX export ({why}); "
+        'deploy it with [deploy].runtime = "sklearn", or register a pipeline that converts'
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -80,6 +80,18 @@ class ModelConfig(_Section):
         description="Load bundles pickled by another scikit-learn version (logged; "
         "scikit-learn only warns, and predictions may differ). Every function honours it.",
     )
+    onnx_tolerance: float = Field(
+        default=1e-5,
+        gt=0,
+        description="Largest difference of any holdout probability (prediction, for a "
+        "regressor) between model.onnx and the pipeline for the ONNX export to be verified "
+        "and stored; every label must agree too.",
+    )
+    sql_tolerance: float = Field(
+        default=1e-9,
+        gt=0,
+        description="The same bar for the SQL export, run in DuckDB on the holdout.",
+    )
     positive_class: bool | int | str | None = Field(
         default=None,
         description="The class ROC AUC, prediction PSI and reports treat as positive (binary "
@@ -325,6 +337,26 @@ class BatchConfig(_Section):
         description="Most batch invocations the SQS event source runs at once (its "
         "MaximumConcurrency; AWS allows 2-1000): a flood of files waits in the queue.",
     )
+    # ~65k rows/s measured (benchmarks/RESULTS.md) x ~100 bytes a row: 1 GiB is ~160 s of
+    # the 900 s timeout, leaving room for a slower runtime or wider rows.
+    fanout_min_bytes: int = Field(
+        default=1024**3,
+        ge=1,
+        description="Objects this large or larger are split across a Step Functions "
+        "Distributed Map (uncompressed CSV/JSON Lines, Parquet); smaller ones are scored in "
+        "place.",
+    )
+    fanout_range_bytes: int = Field(
+        default=128 * 1024**2,
+        ge=1,
+        description="Target bytes per fan-out range (Parquet: rounded to row groups).",
+    )
+    fanout_max_concurrency: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Ranges scored at once (the Distributed Map's MaxConcurrency).",
+    )
 
     @property
     def file_seconds(self) -> int:
@@ -389,6 +421,12 @@ class DeployConfig(_Section):
         default="layer",
         description="Dependencies in a Lambda layer (built without Docker), or a container "
         "image for models that outgrow 250 MB.",
+    )
+    runtime: Literal["sklearn", "onnx"] = Field(
+        default="sklearn",
+        description="What the score and batch functions run: the pickled pipeline, or its "
+        "verified model.onnx with onnxruntime (no scikit-learn/scipy; a smaller layer, faster "
+        "cold starts). With onnx, a champion without a verified ONNX export is refused.",
     )
     alarm_email: str | None = Field(
         default=None, description="Subscribed to the alarm SNS topic when set."

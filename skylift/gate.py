@@ -1,15 +1,29 @@
 """The promotion gate: should a challenger replace the champion? A pure function of metrics,
-schemas and the config, so every rule is table-tested."""
+schemas and the config, so every rule is table-tested; :func:`shared_holdout` picks the
+holdout rows both models are scored on (the rows both schemas accept)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import pandas as pd
 
 from skylift.config import RetrainConfig
 from skylift.schema import FeatureSchema
 
-__all__ = ["LOWER_IS_BETTER", "GateCheck", "GateDecision", "decide", "schema_compatible"]
+__all__ = [
+    "LOWER_IS_BETTER",
+    "GateCheck",
+    "GateDecision",
+    "SharedHoldout",
+    "decide",
+    "schema_compatible",
+    "shared_holdout",
+]
+
+MAX_EXCLUSION_REASONS = 10  # distinct reasons the report lists (the counts stay exact)
 
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mse", "brier"})
 
@@ -57,6 +71,47 @@ def schema_compatible(challenger: FeatureSchema, champion: FeatureSchema | None)
             problems.append(f"changes the kind of {', '.join(changed)}")
         return GateCheck("schema", False, "; ".join(problems))
     return GateCheck("schema", True, "callers of the champion's API can call the challenger")
+
+
+@dataclass
+class SharedHoldout:
+    """The holdout rows both models are scored on, as each model's schema validated them."""
+
+    challenger: pd.DataFrame
+    champion: pd.DataFrame | None
+    index: pd.Index
+    excluded: int
+    exclusions: dict[str, int] = field(default_factory=dict)  # "<model>: <field>: <problem>"
+
+    @property
+    def rows(self) -> int:
+        return len(self.index)
+
+
+def shared_holdout(
+    holdout: pd.DataFrame, challenger: FeatureSchema, champion: FeatureSchema | None
+) -> SharedHoldout:
+    """Validate the holdout with each schema and keep the rows both accept, so an identical
+    model scores identically; every excluded row is counted under its reasons."""
+    checked = {"challenger": challenger.validate_frame(holdout)}
+    if champion is not None:
+        checked["champion"] = champion.validate_frame(holdout)
+    index = holdout.index
+    reasons: Counter[str] = Counter()
+    for who, validation in checked.items():
+        index = index.intersection(validation.valid.index, sort=False)
+        for text in validation.rejected:
+            for piece in str(text).split("; "):
+                # "field: problem: 'value'" -> "who: field: problem" (values vary per row)
+                reasons[f"{who}: " + ": ".join(piece.split(": ")[:2])] += 1
+    index = holdout.index[holdout.index.isin(index)]  # the holdout's order
+    return SharedHoldout(
+        challenger=checked["challenger"].valid.loc[index],
+        champion=checked["champion"].valid.loc[index] if champion is not None else None,
+        index=index,
+        excluded=len(holdout) - len(index),
+        exclusions=dict(reasons.most_common(MAX_EXCLUSION_REASONS)),
+    )
 
 
 def decide(

@@ -55,12 +55,17 @@ class ModelHolder:
         clock: Callable[[], float] = time.monotonic,
         allow_version_skew: bool = False,
         unavailable_reason: str = "",
+        runtime: str = "sklearn",
     ) -> None:
         self.registry = registry
         self.refresh_seconds = refresh_seconds
         self.alias = alias
         self._clock = clock
         self._allow_version_skew = allow_version_skew
+        # [deploy].runtime: "onnx" loads the verified model.onnx and refuses a version without.
+        self._load_options: dict[str, Any] = {"allow_version_skew": allow_version_skew}
+        if runtime != "sklearn":
+            self._load_options["runtime"] = runtime
         self._scorer: Scorer | None = None
         self._etag: str | None = None
         self._checked_at: float | None = None
@@ -144,7 +149,7 @@ class ModelHolder:
             if self._scorer is not None and self._scorer.version == version:
                 self._etag = etag  # alias rewritten, same version: nothing to load
                 return
-            bundle = self.registry.load(version, allow_version_skew=self._allow_version_skew)
+            bundle = self.registry.load(version, **self._load_options)
             scorer = Scorer(bundle)
             scorer.warm()  # the first request (or a SnapStart restore) finds it ready
         except Exception as exc:

@@ -24,6 +24,7 @@ from skylift.config import SkyliftConfig
 from skylift.profile import OTHER, CategoricalProfile, NumericProfile, bin_proportions
 from skylift.registry import AliasNotFoundError, ModelRegistry
 from skylift.reports import FeatureDrift, LiveMetrics, MonitorReport, MonitorWindow
+from skylift.scoring import PREDICTION_COLUMN, PROBABILITY_PREFIX
 from skylift.topology import DRIFT_DETAIL_TYPE, DRIFT_SOURCE
 
 __all__ = [
@@ -221,9 +222,11 @@ def load_labels(config: SkyliftConfig, s3: Any) -> tuple[pd.DataFrame, list[str]
 
 
 def live_metrics(
-    predictions: pd.DataFrame, labels: pd.DataFrame, task: str
+    predictions: pd.DataFrame, labels: pd.DataFrame, task: str, positive: Any = None
 ) -> tuple[LiveMetrics | None, list[str]]:
-    """Join labels to predictions by id; accuracy and ROC AUC, or RMSE."""
+    """Join labels to predictions by id; accuracy and ROC AUC of P(``positive``), or RMSE.
+
+    ``positive`` defaults to the last of the two probability columns' classes."""
     from sklearn import metrics as skm
 
     if predictions.empty or labels.empty or "id" not in predictions.columns:
@@ -241,10 +244,26 @@ def live_metrics(
     if task == "classification":
         truth = joined["label"].astype(str)
         result.accuracy = float(skm.accuracy_score(truth, joined["prediction"].astype(str)))
-        columns = [c for c in joined.columns if c.startswith("probability_")]
-        if len(columns) == 2 and truth.nunique() == 2:
-            positive = columns[1].removeprefix("probability_")
-            result.roc_auc = float(skm.roc_auc_score(truth == positive, joined[columns[1]]))
+        columns = [c for c in joined.columns if c.startswith(PROBABILITY_PREFIX)]
+        if positive is None and len(columns) == 2:
+            positive = columns[1].removeprefix(PROBABILITY_PREFIX)
+        column = f"{PROBABILITY_PREFIX}{positive}"
+        scores = pd.to_numeric(joined.get(column), errors="coerce")
+        if positive is None or column not in joined.columns:
+            notes.append(
+                "live roc_auc not computed: no binary class probabilities in the predictions"
+                + (f" (no {column!r} column)" if positive is not None else "")
+            )
+        elif truth.nunique() != 2:
+            notes.append(
+                f"live roc_auc not computed: the labels hold {truth.nunique()} class(es), not 2"
+            )
+        elif scores.isna().any():
+            notes.append(
+                f"live roc_auc not computed: {int(scores.isna().sum())} rows lack {column}"
+            )
+        else:
+            result.roc_auc = float(skm.roc_auc_score(truth == str(positive), scores))
     else:
         errors = joined["prediction"].astype(float) - joined["label"].astype(float)
         result.rmse = float(np.sqrt(np.mean(errors**2)))
@@ -301,16 +320,55 @@ def monitor(
     scored = [r.psi for r in report.features.values() if r.psi is not None]
     report.max_psi = max(scored) if scored else None
     report.drifted_features = sorted(n for n, r in report.features.items() if r.drifted)
-    if isinstance(baseline.prediction, NumericProfile) and "probability_1" in predictions.columns:
-        report.prediction_psi = numeric_drift(baseline.prediction, predictions["probability_1"]).psi
+    positive = _positive_class(manifest.classes, config, report)
+    report.prediction_psi = _prediction_psi(baseline.prediction, predictions, positive, report)
     labels, label_notes = load_labels(config, s3)
     report.notes += label_notes
-    report.live_metrics, join_notes = live_metrics(predictions, labels, config.model.task)
+    report.live_metrics, join_notes = live_metrics(predictions, labels, config.model.task, positive)
     report.notes += join_notes
     _store(config, s3, report, now)
     if report.drifted_features and config.monitor.publish_drift_event and events is not None:
         _publish_drift(config, s3, events, report, now)
     return report
+
+
+def _positive_class(classes: list[Any] | None, config: SkyliftConfig, report: MonitorReport) -> Any:
+    """The champion's positive class ([model].positive_class, else its last class)."""
+    from skylift.training import TrainingError, positive_class
+
+    try:
+        positive = positive_class(classes, config.model.positive_class)
+    except TrainingError as exc:  # configured after the champion was trained
+        report.notes.append(f"{exc}: using the champion's last class")
+        positive = positive_class(classes)
+    report.positive_class = None if positive is None else str(positive)
+    return positive
+
+
+def _prediction_psi(
+    profile: NumericProfile | CategoricalProfile | None,
+    predictions: pd.DataFrame,
+    positive: Any,
+    report: MonitorReport,
+) -> float | None:
+    """PSI of P(positive) (binary) or of the predicted labels; a note says why when none."""
+    if profile is None:
+        report.notes.append("prediction PSI not computed: the champion has no prediction baseline")
+        return None
+    if isinstance(profile, NumericProfile):
+        column = f"{PROBABILITY_PREFIX}{positive}" if positive is not None else PREDICTION_COLUMN
+        what = f"P({positive})" if positive is not None else "predictions"
+        result = numeric_drift(profile, predictions[column]) if column in predictions else None
+    else:
+        column, what = PREDICTION_COLUMN, "predicted labels"
+        result = categorical_drift(profile, predictions[column]) if column in predictions else None
+    if result is None or result.psi is None:
+        report.notes.append(
+            f"prediction PSI not computed: the window's predictions have no {what} "
+            f"(column {column!r}; columns: {', '.join(map(str, predictions.columns)) or 'none'})"
+        )
+        return None
+    return result.psi
 
 
 def _publish_drift(

@@ -4,6 +4,8 @@ Layout under ``<models_prefix><name>/`` (callers never build these keys themselv
 
     versions/<n>/claim.json      reserves number n (If-None-Match: *), so racing registers differ
     versions/<n>/model.joblib    the artifact
+    versions/<n>/model.onnx      the same pipeline in ONNX, only when verified (sha256 in the
+                                 manifest's exports record)
     versions/<n>/manifest.sig    the KMS signature of the manifest (skylift.signing)
     versions/<n>/manifest.json   written last: a version without it does not exist
     aliases/<alias>.json         {"version", "updated_at", "history": [...]}, changed only by
@@ -27,7 +29,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from skylift import aws
-from skylift.bundle import MANIFEST_FILE, MODEL_FILE, Manifest, ModelBundle
+from skylift.bundle import MANIFEST_FILE, MODEL_FILE, ONNX_FILE, Manifest, ModelBundle
 from skylift.registry_types import (
     AliasNotFoundError,
     AliasRecord,
@@ -89,6 +91,8 @@ class ModelRegistry:
         """Drop pooled HTTP connections (after a SnapStart restore they are dead); the client
         opens new ones on its next call."""
         self._s3.close()
+        if self.signing is not None:
+            self.signing.close_connections()
 
     @classmethod
     def from_config(
@@ -100,7 +104,7 @@ class ModelRegistry:
                 key,
                 trusted_key_ids=config.registry.trusted_key_ids,
                 kms_client=aws.client("kms", endpoint_url=endpoint_url),
-                sts_client=aws.client("sts", endpoint_url=endpoint_url),
+                sts_factory=lambda: aws.client("sts", endpoint_url=endpoint_url),
             )
         return cls(
             config.storage.bucket,
@@ -135,6 +139,8 @@ class ModelRegistry:
         manifest = bundle.manifest.model_copy(update={"version": version})
         manifest_bytes = manifest.model_dump_json(indent=2).encode()
         self._put(self._version_key(version, MODEL_FILE), bundle.artifact)
+        if bundle.onnx is not None:
+            self._put(self._version_key(version, ONNX_FILE), bundle.onnx)
         if self.signing is not None:
             signature = self.signing.sign(manifest_bytes, model=self.name, version=version)
             self._put(
@@ -236,10 +242,20 @@ class ModelRegistry:
             )
         return manifest, signature
 
-    def load(self, version: int, *, allow_version_skew: bool = False) -> ModelBundle:
+    def load(
+        self, version: int, *, allow_version_skew: bool = False, runtime: str = "sklearn"
+    ) -> ModelBundle:
         """Fetch, verify and unpickle ``version``: the artifact is not even fetched before
-        the manifest's signature holds, and is unpickled only if its hash matches."""
+        the manifest's signature holds, and is unpickled only if its hash matches. With
+        runtime "onnx": model.onnx instead, hash-checked, never a pickle."""
         manifest, _ = self.verified_manifest(version)
+        if runtime == "onnx":
+            source = f"s3://{self.bucket}/{self._version_key(version, '')}"
+            if manifest.exports is None or not manifest.exports.onnx_verified:
+                return ModelBundle.load_onnx(b"", manifest, source=source)  # raises: why not
+            return ModelBundle.load_onnx(
+                self._get(self._version_key(version, ONNX_FILE)), manifest, source=source
+            )
         artifact = self.artifact(version)
         return ModelBundle.load(
             artifact,

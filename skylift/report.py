@@ -201,7 +201,7 @@ svg text {{ font-size: 12px; fill: #333; }}
 <p class="sub">champion v{_e(monitoring.model_version if monitoring else "?")} &middot; window {_e(monitoring.window.start if monitoring else "?")} to {_e(monitoring.window.end if monitoring else "?")} &middot; {_e((monitoring.rows if monitoring else None) or 0)} inputs &middot; {status}</p>
 <h2>Drift per feature (PSI)</h2>
 {psi_chart(features, threshold)}
-<p>Max PSI {_fmt(monitoring.max_psi if monitoring else None)}; prediction PSI {_fmt(monitoring.prediction_psi if monitoring else None)}.</p>
+<p>Max PSI {_fmt(monitoring.max_psi if monitoring else None)}; prediction PSI {_fmt(monitoring.prediction_psi if monitoring else None)}{_e(f" (P({monitoring.positive_class}))" if monitoring and monitoring.positive_class else "")}.</p>
 <h2>Baseline vs current</h2>
 <p class="legend"><span style="background:{BASELINE_COLOUR}"></span>baseline (training) <span style="background:{CURRENT_COLOUR}"></span>current window</p>
 <div class="cards">{cards or "<p>No inputs in the window.</p>"}</div>

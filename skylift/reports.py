@@ -38,11 +38,16 @@ class HoldoutInfo(BaseModel):
     rows: int
     seed: int
     fraction: float
+    # The gate scores both models on the rows both schemas accept: how many, and why not others.
+    scored_rows: int | None = None
+    excluded_rows: int = 0
+    exclusions: dict[str, int] = Field(default_factory=dict)  # reason -> rows
 
 
 class ModelResult(BaseModel):
     version: int | None
     metrics: dict[str, float] | None
+    rows: int | None = None  # holdout rows these metrics were computed on
 
 
 class RetrainDecision(BaseModel):
@@ -150,6 +155,7 @@ class MonitorReport(_Report):
     max_psi: float | None = None
     drifted_features: list[str] = Field(default_factory=list)
     prediction_psi: float | None = None
+    positive_class: str | None = None  # P(this class) is what prediction PSI compares
     live_metrics: LiveMetrics | None = None
     notes: list[str] = Field(default_factory=list)
     drift_event_published: bool = False

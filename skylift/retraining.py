@@ -16,10 +16,16 @@ import pandas as pd
 
 from skylift.bundle import TrainingDataRef
 from skylift.config import SkyliftConfig
-from skylift.gate import GateCheck, GateDecision, decide, schema_compatible
+from skylift.gate import GateCheck, GateDecision, decide, schema_compatible, shared_holdout
 from skylift.registry import AliasNotFoundError, ConcurrentUpdateError, ModelRegistry
 from skylift.reports import HoldoutInfo, ModelResult, RetrainDecision, RetrainReport, RunLimits
-from skylift.training import TrainingError, evaluate, parse_table, train_candidate
+from skylift.training import (
+    TrainingError,
+    evaluate,
+    parse_table,
+    positive_class,
+    train_candidate,
+)
 
 __all__ = ["load_training_prefix", "retrain"]
 
@@ -98,18 +104,34 @@ def retrain(
             seed=config.model.seed,
             fraction=config.model.holdout_fraction,
         )
-        champion_metrics: dict[str, float] | None = None
-        schema_check = schema_compatible(challenger.manifest.feature_schema, None)
-        if champion is not None:
-            schema_check = schema_compatible(
-                challenger.manifest.feature_schema, champion.manifest.feature_schema
-            )
-            champion_metrics = _evaluate_on(champion, result.holdout, config)
+        champion_schema = champion.manifest.feature_schema if champion is not None else None
+        schema_check = schema_compatible(challenger.manifest.feature_schema, champion_schema)
+        # Both models are scored on exactly the same rows: those both schemas accept.
+        shared = shared_holdout(result.holdout, challenger.manifest.feature_schema, champion_schema)
+        report.holdout.scored_rows = shared.rows
+        report.holdout.excluded_rows = shared.excluded
+        report.holdout.exclusions = shared.exclusions
         registry.register(challenger, actor=f"retrain ({trigger})")
         version = challenger.manifest.version
-        decision = decide(
-            challenger.manifest.metrics, champion_metrics, config.retrain, schema_check
-        )
+        challenger_metrics = dict(challenger.manifest.metrics)
+        champion_metrics: dict[str, float] | None = None
+        if champion is not None and shared.rows == 0:
+            decision = GateDecision(
+                False,
+                "no holdout row is accepted by both the challenger's and the champion's "
+                f"schema ({shared.excluded} excluded): the models cannot be compared",
+                [schema_check],
+            )
+        else:
+            if champion is not None and shared.champion is not None:
+                target = result.holdout.loc[shared.index, config.model.target]
+                challenger_metrics = _evaluate_on(
+                    challenger.model, shared.challenger, target, config, report.warnings
+                )
+                champion_metrics = _evaluate_on(
+                    champion.model, shared.champion, target, config, report.warnings
+                )
+            decision = decide(challenger_metrics, champion_metrics, config.retrain, schema_check)
         promoted = False
         if decision.promote:
             try:
@@ -126,9 +148,13 @@ def retrain(
                     f"lost race: the champion changed while this retrain ran ({exc})",
                     [*decision.checks, GateCheck("alias", False, "conditional write lost")],
                 )
-        report.challenger = ModelResult(version=version, metrics=challenger.manifest.metrics)
+        report.challenger = ModelResult(
+            version=version, metrics=challenger_metrics, rows=shared.rows
+        )
         if champion is not None:
-            report.champion = ModelResult(version=champion.version, metrics=champion_metrics)
+            report.champion = ModelResult(
+                version=champion.version, metrics=champion_metrics, rows=shared.rows
+            )
         report.decision = RetrainDecision(**decision.as_dict(), promoted=promoted)
         report.status = "succeeded"
         timings["total_seconds"] = time.perf_counter() - started
@@ -151,12 +177,23 @@ def retrain(
     return report
 
 
-def _evaluate_on(champion: Any, holdout: pd.DataFrame, config: SkyliftConfig) -> dict[str, float]:
-    """The champion's metrics on the challenger's holdout (rows its schema accepts)."""
-    schema = champion.manifest.feature_schema
-    validation = schema.validate_frame(holdout)
-    rows = holdout.loc[validation.valid.index]
-    return evaluate(champion.model, validation.valid, rows[config.model.target], config.model.task)
+def _evaluate_on(
+    model: Any,
+    features: pd.DataFrame,
+    target: pd.Series,
+    config: SkyliftConfig,
+    notes: list[str],
+) -> dict[str, float]:
+    """A model's metrics on the shared holdout rows, its positive class the configured one
+    (or, when the model lacks it, its own last class)."""
+    classes = getattr(model, "classes_", None)
+    classes = list(classes) if classes is not None else None
+    try:
+        positive = positive_class(classes, config.model.positive_class)
+    except TrainingError as exc:
+        notes.append(f"{exc}: scored with its last class as positive")
+        positive = positive_class(classes)
+    return evaluate(model, features, target, config.model.task, positive=positive, notes=notes)
 
 
 def _limits(config: SkyliftConfig, context: Any, elapsed: float) -> RunLimits:

@@ -25,7 +25,7 @@ import binascii
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -105,13 +105,22 @@ class KmsSigning:
         *,
         trusted_key_ids: Sequence[str] = (),
         kms_client: Any,
-        sts_client: Any | None = None,
+        sts_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.key_id = key_id
         self._trusted = (key_id, *trusted_key_ids)
         self._kms = kms_client
-        self._sts = sts_client
+        # STS only names the signer at registration: made on first use, so loads never pay
+        # for creating its client (hundreds of ms at a cold start).
+        self._sts_factory = sts_factory
+        self._sts: Any | None = None
         self._resolved: dict[str, str] = {}  # configured id/alias -> key id, per GetPublicKey
+
+    def close_connections(self) -> None:
+        """Drop pooled connections (dead after a SnapStart restore); clients reopen them."""
+        self._kms.close()
+        if self._sts is not None:
+            self._sts.close()
 
     # ---- signing (registration) ----------------------------------------------------------------
 
@@ -144,9 +153,11 @@ class KmsSigning:
         )
 
     def _caller(self) -> str:
-        if self._sts is None:
+        if self._sts_factory is None:
             return ""
         try:
+            if self._sts is None:
+                self._sts = self._sts_factory()
             return str(self._sts.get_caller_identity()["Arn"])
         except (ClientError, BotoCoreError) as exc:  # who signed is informative, not required
             logger.warning("cannot tell who is signing (sts:GetCallerIdentity): %s", exc)

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 from skylift.config import SkyliftConfig
 
+# Where a batch fan-out's ranges stage their outputs until the commit assembles them.
+FANOUT_STAGING_PREFIX = "batch-fanout/"
+
 __all__ = [
     "DRIFT_DETAIL_TYPE",
     "DRIFT_SOURCE",
@@ -76,6 +79,7 @@ class FunctionSpec:
     environment: dict[str, str]
     s3_read: tuple[str, ...] = ()  # key prefixes it may GetObject (and list)
     s3_write: tuple[str, ...] = ()  # key prefixes it may PutObject (and multipart)
+    s3_delete: tuple[str, ...] = ()  # key prefixes it may DeleteObject (staging it cleans up)
     firehose_put: bool = False
     events_put: bool = False
     kms_sign: bool = False  # may sign model versions with the signing key (kms:Sign)
@@ -120,6 +124,9 @@ class Topology:
     signing_key: str | None = None  # the KMS key versions are signed with; None = no signing
     provision_signing_key: bool = False  # the stack creates it (as signing_key, an alias)
     tags: dict[str, str] = field(default_factory=dict)
+    fanout_state_machine: str = ""  # the batch fan-out's state machine (Distributed Map)
+    fanout_max_concurrency: int = 100
+    fanout_staging_prefix: str = FANOUT_STAGING_PREFIX
 
 
 def describe(
@@ -161,6 +168,18 @@ def describe(
             environment=dict(common),
             s3_read=(model_prefix, s.incoming_prefix, s.predictions_prefix),
             s3_write=(s.predictions_prefix, s.quarantine_prefix),
+            kms_verify=signing,
+        ),
+        "fanout": FunctionSpec(
+            name="fanout",
+            handler="functions.batch.fanout.handler",
+            description=f"Batch fan-out steps (plan, range, commit) for model {name}",
+            memory_mb=config.batch.memory_mb,
+            timeout_seconds=config.batch.timeout_seconds,
+            environment=dict(common),
+            s3_read=(model_prefix, s.incoming_prefix, s.predictions_prefix, FANOUT_STAGING_PREFIX),
+            s3_write=(s.predictions_prefix, s.quarantine_prefix, FANOUT_STAGING_PREFIX),
+            s3_delete=(FANOUT_STAGING_PREFIX,),
             kms_verify=signing,
         ),
         "retrain": FunctionSpec(
@@ -223,4 +242,6 @@ def describe(
         signing_key=config.signing_key,
         provision_signing_key=signing and config.registry.signing_key_id is None,
         tags={"skylift:model": name},
+        fanout_state_machine=f"skylift-{name}-batch-fanout",
+        fanout_max_concurrency=config.batch.fanout_max_concurrency,
     )

@@ -11,7 +11,7 @@ import importlib
 import io
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from skylift import aws
 from skylift.bundle import HoldoutInfo, ModelBundle, TrainingDataRef
 from skylift.config import SkyliftConfig, use_source_dir
 from skylift.errors import SkyliftError
+from skylift.exports.build import attach_exports
 from skylift.profile import BaselineProfile
 from skylift.registry import ModelRegistry
 from skylift.schema import DeclarationError, estimator_columns, infer_schema
@@ -35,6 +36,7 @@ __all__ = [
     "TrainingResult",
     "evaluate",
     "load_entry_point",
+    "positive_class",
     "read_training_data",
     "split_holdout",
     "train_and_register",
@@ -140,27 +142,70 @@ def split_holdout(frame: pd.DataFrame, config: SkyliftConfig) -> tuple[pd.DataFr
 # ---- evaluation --------------------------------------------------------------------------------
 
 
-def evaluate(model: Any, features: pd.DataFrame, target: pd.Series, task: str) -> dict[str, float]:
-    """Holdout metrics: accuracy, ROC AUC, F1, log loss (classification); RMSE, MAE, R2."""
+def positive_class(classes: Sequence[Any] | None, configured: Any = None) -> Any:
+    """The class ROC AUC, prediction PSI and reports treat as positive (binary models):
+    ``[model].positive_class`` (matched as given or as text, so "1" finds 1), else the last
+    class, ``classes_[-1]``. None for a model without classes or with more than two."""
+    if classes is None or len(classes) != 2:
+        return None
+    if configured is None:
+        return classes[-1]
+    for label in classes:
+        if label == configured or str(label) == str(configured):
+            return label
+    raise TrainingError(
+        f"[model].positive_class {configured!r} is not a class of the model "
+        f"(classes: {', '.join(map(repr, classes))})"
+    )
+
+
+def evaluate(
+    model: Any,
+    features: pd.DataFrame,
+    target: pd.Series,
+    task: str,
+    *,
+    positive: Any = None,
+    notes: list[str] | None = None,
+) -> dict[str, float]:
+    """Holdout metrics: accuracy, ROC AUC, F1, log loss (classification); RMSE, MAE, R2.
+
+    ROC AUC of a binary model scores P(``positive``) (default: the last class). A metric
+    that cannot be computed is left out, and ``notes`` (when given) says why.
+    """
+    notes = notes if notes is not None else []
     if task == "classification":
         predicted = model.predict(features)
         out = {
             "accuracy": float(skm.accuracy_score(target, predicted)),
             "f1_macro": float(skm.f1_score(target, predicted, average="macro")),
         }
-        if hasattr(model, "predict_proba"):
-            probabilities = model.predict_proba(features)
-            classes = list(model.classes_)
+        if not hasattr(model, "predict_proba"):
+            notes.append(
+                f"roc_auc and log_loss not computed: {type(model).__name__} has no predict_proba"
+            )
+            return out
+        probabilities = model.predict_proba(features)
+        classes = list(model.classes_)
+        present = pd.unique(np.asarray(target, dtype=object))
+        if len(present) < 2:
+            notes.append(f"roc_auc not computed: the holdout holds one class only ({present[0]!r})")
+        elif len(classes) == 2:
+            positive = positive_class(classes, positive)
+            column = probabilities[:, classes.index(positive)]
+            truth = np.asarray([str(v) == str(positive) for v in target])
+            out["roc_auc"] = float(skm.roc_auc_score(truth, column))
+        else:
             try:
-                if len(classes) == 2:
-                    out["roc_auc"] = float(skm.roc_auc_score(target, probabilities[:, 1]))
-                else:
-                    out["roc_auc"] = float(
-                        skm.roc_auc_score(target, probabilities, multi_class="ovr", labels=classes)
-                    )
-                out["log_loss"] = float(skm.log_loss(target, probabilities, labels=classes))
-            except ValueError:
-                pass  # a holdout with one class has no AUC; the other metrics still stand
+                out["roc_auc"] = float(
+                    skm.roc_auc_score(target, probabilities, multi_class="ovr", labels=classes)
+                )
+            except ValueError as exc:  # e.g. a class absent from the holdout
+                notes.append(f"roc_auc not computed: {exc}")
+        try:
+            out["log_loss"] = float(skm.log_loss(target, probabilities, labels=classes))
+        except ValueError as exc:  # holdout labels the model never saw
+            notes.append(f"log_loss not computed: {exc}")
         return out
     predicted = np.asarray(model.predict(features), dtype="float64")
     return {
@@ -232,13 +277,22 @@ def train_candidate(
         )
     if checked.valid.empty:
         raise TrainingError("no holdout row fits the inferred schema: nothing to evaluate on")
+    classes = getattr(model, "classes_", None)
+    positive = positive_class(
+        list(classes) if classes is not None else None, config.model.positive_class
+    )
     metrics = evaluate(
-        model, checked.valid, holdout.loc[checked.valid.index, target], config.model.task
+        model,
+        checked.valid,
+        holdout.loc[checked.valid.index, target],
+        config.model.task,
+        positive=positive,
+        notes=warnings,
     )
     timings["evaluate_seconds"] = time.perf_counter() - started
 
     baseline_predictions, kind = _baseline_predictions(
-        model, schema.validate_frame(train).valid, config.model.task
+        model, schema.validate_frame(train).valid, config.model.task, positive
     )
     baseline = BaselineProfile.from_frame(
         train, schema, predictions=baseline_predictions, prediction_kind=kind
@@ -258,6 +312,17 @@ def train_candidate(
         baseline=baseline,
         entry_point=config.model.entry_point,
     )
+    for text in warnings:
+        if text not in inference.warnings:  # the schema's are logged where they are found
+            logger.warning("training: %s", text)
+    started = time.perf_counter()
+    attach_exports(
+        bundle,
+        holdout,
+        onnx_tolerance=config.model.onnx_tolerance,
+        sql_tolerance=config.model.sql_tolerance,
+    )
+    timings["exports_seconds"] = time.perf_counter() - started
     return TrainingResult(bundle=bundle, holdout=holdout, timings=timings, warnings=warnings)
 
 
@@ -302,13 +367,15 @@ def _require_fitted(model: Any, entry_point: str) -> None:
         pass  # not a scikit-learn estimator; it has predict() and is used as it is
 
 
-def _baseline_predictions(model: Any, features: pd.DataFrame, task: str) -> tuple[np.ndarray, Any]:
+def _baseline_predictions(
+    model: Any, features: pd.DataFrame, task: str, positive: Any = None
+) -> tuple[np.ndarray, Any]:
     """What monitoring compares live predictions with: P(positive) for binary, else labels."""
     sample = features.iloc[:20_000]
     if task == "classification" and hasattr(model, "predict_proba"):
         probabilities = model.predict_proba(sample)
-        if probabilities.shape[1] == 2:
-            return probabilities[:, 1], "numeric"
+        if probabilities.shape[1] == 2 and positive is not None:
+            return probabilities[:, list(model.classes_).index(positive)], "numeric"
         return np.asarray(model.predict(sample)), "categorical"
     return np.asarray(model.predict(sample), dtype="float64"), "numeric"
 

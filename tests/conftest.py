@@ -61,6 +61,24 @@ def churn_bundle(churn_config, churn_frame):
     return result.bundle
 
 
+@pytest.fixture(scope="session")
+def churn_onnx_bundle(churn_config, churn_frame):
+    """The example's portable variant (exports to ONNX, verified), trained once per session."""
+    from churn_model.train import train_portable
+
+    from skylift.bundle import TrainingDataRef
+    from skylift.training import train_candidate
+
+    result = train_candidate(
+        churn_config,
+        churn_frame,
+        TrainingDataRef(uri="memory://churn", sha256="0" * 64, rows=3000),
+        train_fn=train_portable,
+    )
+    assert result.bundle.onnx is not None, result.bundle.manifest.exports
+    return result.bundle
+
+
 @pytest.fixture
 def s3(churn_config) -> Iterator[Any]:
     """A mocked S3 client with the example's bucket (and its signing key in KMS) created."""

@@ -206,12 +206,18 @@ def capture(s3, config, scorer, frame, key="capture/2026/11/24/10/part-0001"):
                     "request_id": "r",
                     "id": cid,
                     "features": {k: (None if pd.isna(v) else v) for k, v in row.items()},
-                    "prediction": int(scored["prediction"]),
-                    "probabilities": {"0": scored["probability_0"], "1": scored["probability_1"]},
+                    "prediction": _plain(scored["prediction"]),
+                    "probabilities": {
+                        str(c): scored[f"probability_{c}"] for c in scorer.classes or []
+                    },
                 }
             )
         )
     s3.put_object(Bucket=config.storage.bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
 
 
 # ---- the local stack's functions -----------------------------------------------------------------

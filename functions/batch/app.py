@@ -7,6 +7,7 @@ a permanent problem ends in a failed manifest, not in endless retries.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -24,7 +25,15 @@ from skylift.observability import FunctionObservability, publish_batch_metrics
 config = load_config()
 observability = FunctionObservability(config.model.name)
 metrics = observability.metrics
-service = BatchService(config, aws.client("s3"))
+# Set where the stack deploys the fan-out state machine: objects of at least
+# [batch].fanout_min_bytes start an execution there instead of being scored here.
+FANOUT_ARN = os.environ.get("SKYLIFT_FANOUT_STATE_MACHINE_ARN")
+service = BatchService(
+    config,
+    aws.client("s3"),
+    sfn=aws.client("stepfunctions") if FANOUT_ARN else None,
+    fanout_state_machine_arn=FANOUT_ARN,
+)
 # When every record fails, answer with all of them as failures rather than raising: SQS
 # retries them the same way, and the invocation's error is not mistaken for a crash.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -194,4 +194,23 @@ def _grant_prefixes(
             writes, bucket, spec.s3_write, "The {prefix} objects the " + name + " function writes."
         )
         policies.append(writes)
+    if spec.s3_delete:
+        deletes = iam.Policy(
+            scope,
+            f"{name.title()}Deletes",
+            roles=[function.role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["s3:DeleteObject"],
+                    resources=[bucket.arn_for_objects(f"{p}*") for p in spec.s3_delete],
+                )
+            ],
+        )
+        acknowledge_object_wildcards(
+            deletes,
+            bucket,
+            spec.s3_delete,
+            "The {prefix} objects the " + name + " function cleans up.",
+        )
+        policies.append(deletes)
     return policies

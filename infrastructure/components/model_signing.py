@@ -47,6 +47,7 @@ class ModelSigning(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.key: kms.Key | None = None
+        self.policies: dict[str, iam.Policy] = {}
         models = f"{config.storage.models_prefix}{topology.model_name}/"
         # The functions that register versions and move aliases (retrain).
         writers = [
@@ -78,20 +79,28 @@ class ModelSigning(Construct):
             actions = (SIGN_ACTIONS if spec.kms_sign else []) + (
                 VERIFY_ACTIONS if spec.kms_verify else []
             )
-            if actions:
-                functions[name].add_to_role_policy(
+            role = functions[name].role
+            if not actions or role is None:
+                continue
+            # A policy of its own per role, so an acknowledgment below stays on it alone.
+            policy = iam.Policy(
+                self,
+                f"{name.title()}Kms",
+                roles=[role],
+                statements=[
                     iam.PolicyStatement(
                         actions=actions, resources=key_resources, conditions=key_conditions
                     )
+                ],
+            )
+            if key_conditions is not None:
+                acknowledge(
+                    policy,
+                    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:"
+                    "<AWS::AccountId>:key/*]",
+                    f"Only the key carrying {topology.signing_key} (kms:ResourceAliases).",
                 )
-                if key_conditions is not None:  # on this role only, for this exact ARN
-                    acknowledge(
-                        functions[name],
-                        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:"
-                        "<AWS::AccountId>:key/*]",
-                        f"Only the key carrying {topology.signing_key} "
-                        "(kms:ResourceAliases condition).",
-                    )
+            self.policies[name] = policy
 
     def _key(self, topology: Topology) -> tuple[list[str], dict[str, object] | None]:
         """The key's ARN for the grants (and a condition when only an alias names it)."""
@@ -114,8 +123,7 @@ class ModelSigning(Construct):
         if key_id.startswith("arn:"):
             return [key_id], None
         if key_id.startswith("alias/"):
-            # An existing key known by its alias: grant on whichever key carries that alias
-            # (acknowledged on each granted role in __init__).
+            # An existing key known by its alias: grant on whichever key carries that alias.
             return [stack.format_arn(service="kms", resource="key", resource_name="*")], {
                 "ForAnyValue:StringEquals": {"kms:ResourceAliases": key_id}
             }

@@ -186,7 +186,7 @@ class BatchJob:
         try:
             fmt, gzipped = detect_format(key)
             tally, timings, outputs = self._run(
-                stream, fmt, gzipped, sink, scorer, keys, progress, before_commit
+                stream, fmt, gzipped, sink, scorer, keys, progress, before_commit=before_commit
             )
         except Exception as exc:
             reason = permanent_reason(exc)
@@ -215,7 +215,10 @@ class BatchJob:
         keys: OutputKeys,
         progress: ProgressCallback | None,
         before_commit: Callable[[], None] | None = None,
+        reader: Callable[..., tuple[list[str], Iterator[RawChunk]]] = read_chunks,
     ) -> tuple[Tally, Timings, _Outputs]:
+        """Score a whole file; ``reader`` (read_chunks' signature) lets a fan-out range read
+        only its records (skylift.batch.plan)."""
         out_fmt: Format = "jsonl" if fmt == "jsonl" else "csv"
         content = "application/x-ndjson" if out_fmt == "jsonl" else "text/csv"
         timings, tally = Timings(), Tally()
@@ -224,7 +227,7 @@ class BatchJob:
             self.config.batch.max_decompressed_bytes, self.config.batch.file_seconds, self._clock
         )
         with self._writers(sink, keys, content, out_fmt) as outputs:
-            columns, chunks = read_chunks(
+            columns, chunks = reader(
                 stream,
                 fmt,
                 gzipped=gzipped,

@@ -11,9 +11,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from skylift.batch.source import ObjectVersion
 from skylift.config import SkyliftConfig
 
-__all__ = ["MANIFEST_SUFFIX", "BatchManifest", "OutputKeys", "output_keys"]
+__all__ = ["MANIFEST_SUFFIX", "BatchManifest", "OutputKeys", "RangeCounts", "output_keys"]
 
 MANIFEST_SUFFIX = ".manifest.json"
+
+
+class RangeCounts(BaseModel):
+    """One fan-out range's counts (they sum to the manifest's totals)."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: int
+    rows_read: int
+    rows_scored: int
+    rows_quarantined: int
 
 
 class BatchManifest(BaseModel):
@@ -41,6 +51,8 @@ class BatchManifest(BaseModel):
     started_at: datetime
     finished_at: datetime
     timings: dict[str, float] = Field(default_factory=dict)
+    ranges: list[RangeCounts] = Field(default_factory=list)  # a fan-out's ranges, in order
+    failed_range: int | None = None  # the range that failed a fan-out
     duplicate: bool = Field(default=False, exclude=True)  # set on the skip path, not stored
 
     def describes(self, version: ObjectVersion) -> bool:

@@ -16,6 +16,7 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
 from skylift.batch.errors import MalformedMessageError, StaleEventError
+from skylift.batch.fanout_service import FanoutService
 from skylift.batch.job import BatchJob, BatchManifest
 from skylift.config import SkyliftConfig
 from skylift.model_holder import ModelHolder
@@ -28,20 +29,46 @@ logger = logging.getLogger(__name__)
 
 
 class BatchService:
-    def __init__(self, config: SkyliftConfig, s3: Any) -> None:
+    def __init__(
+        self,
+        config: SkyliftConfig,
+        s3: Any,
+        *,
+        sfn: Any = None,
+        fanout_state_machine_arn: str | None = None,
+    ) -> None:
         self.config = config
         self.s3 = s3
+        self.sfn = sfn
+        self.fanout_state_machine_arn = fanout_state_machine_arn
+        self._pinned: Scorer | None = None
         self.registry = ModelRegistry.from_config(config, s3_client=s3)
         self.holder = ModelHolder(
             self.registry,
             config.api.model_refresh_seconds,
             allow_version_skew=config.model.allow_version_skew,
+            runtime=config.deploy.runtime,
         )
         self.job = BatchJob(config, self.scorer)
 
     def scorer(self) -> Scorer:
         """The champion; raises ModelUnavailableError (the message is retried) without one."""
         return self.holder.current()
+
+    def scorer_for(self, version: int | None) -> Scorer:
+        """The champion (None), or a pinned version: every range of a fan-out scores with
+        the version its execution started with, even if a promotion lands meanwhile."""
+        current = self.scorer()
+        if version is None or current.version == version:
+            return current
+        if self._pinned is None or self._pinned.version != version:
+            self._pinned = Scorer(
+                self.registry.load(version, allow_version_skew=self.config.model.allow_version_skew)
+            )
+        return self._pinned
+
+    def fanout(self) -> FanoutService:
+        return FanoutService(self.config, self.s3, self.scorer_for)
 
     def score_message(self, body: str, message_id: str) -> list[BatchManifest]:
         """Score the objects of one SQS message; raises (the message is retried) on anything
@@ -93,6 +120,14 @@ class BatchService:
                 self.config.storage.incoming_prefix,
             )
             return None
+        if self.fanout_state_machine_arn:
+            version = {"VersionId": version_id} if version_id else {}
+            head = self.s3.head_object(Bucket=bucket, Key=key, **version)
+            fanout = self.fanout()
+            if fanout.should_fan_out(key, head["ContentLength"]):
+                # Too big for one invocation: the state machine scores it; this returns.
+                fanout.start(self.sfn, self.fanout_state_machine_arn, bucket, key, head)
+                return None
         try:
             manifest = self.job.score_s3_object(self.s3, bucket, key, etag, version_id=version_id)
         except StaleEventError as exc:

@@ -18,6 +18,7 @@ _COMMAND_MODULES = [
     "skylift.cli.local",
     "skylift.cli.batch",
     "skylift.cli.retrain",
+    "skylift.cli.export",
 ]
 
 for _module in _COMMAND_MODULES:

@@ -25,8 +25,16 @@ def batch() -> None:
     show_default=True,
     help="Folder for predictions/ and quarantine/ when SOURCE is a local file.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Local file: score it as the fan-out does (the same plan: ranges on record "
+    "boundaries), on this many processes.",
+)
 @pass_state
-def score(state: CliState, source: str, output: Path) -> None:
+def score(state: CliState, source: str, output: Path, workers: int) -> None:
     """Score SOURCE (a local .csv/.jsonl[.gz]/.parquet file or an s3:// URI) with the champion.
 
     An s3:// object is scored into the same bucket's predictions/ and quarantine/, exactly as
@@ -65,7 +73,21 @@ def score(state: CliState, source: str, output: Path) -> None:
             path = Path(source)
             if not path.is_file():
                 raise click.BadParameter(f"{path}: no such file", param_hint="SOURCE")
-            manifest = service.job.score_file(path, output, progress=advance)
+            if workers > 1:
+                from skylift.batch.local_fanout import score_file_fanned
+
+                wanted = -(-path.stat().st_size // state.config.batch.fanout_range_bytes)
+                manifest = score_file_fanned(
+                    state.config,
+                    scorer,
+                    path,
+                    output,
+                    ranges=max(wanted, 2 * workers),
+                    workers=workers,
+                )
+                progress.update(task, completed=manifest.rows_read)
+            else:
+                manifest = service.job.score_file(path, output, progress=advance)
             where = f"{output}/"
     if manifest.duplicate:
         console.print(f"already scored by version {manifest.model_version}: nothing to do")
@@ -76,6 +98,8 @@ def score(state: CliState, source: str, output: Path) -> None:
         f"read {manifest.rows_read:,} rows = scored {manifest.rows_scored:,} + quarantined "
         f"{manifest.rows_quarantined:,} (blank lines skipped: {manifest.blank_lines_skipped})"
     )
+    if manifest.ranges:
+        console.print(f"fanned out: {len(manifest.ranges)} ranges on {workers} workers")
     console.print(f"predictions: {where}{manifest.predictions_key}")
     if manifest.quarantine_key:
         console.print(f"quarantine:  {where}{manifest.quarantine_key}")

@@ -119,6 +119,9 @@ def describe(state: CliState, version: str | None, as_json: bool) -> None:
         table.add_row("training data", f"{ref.uri} ({ref.rows} rows, sha256 {ref.sha256[:12]}...)")
     for name, value in sorted(manifest.metrics.items()):
         table.add_row(f"metric {name}", _fmt(value))
+    for kind in ("onnx", "sql"):
+        check = getattr(manifest.exports, kind) if manifest.exports else None
+        table.add_row(f"export {kind}", check.summary() if check else "not attempted")
     for feature in manifest.feature_schema.features:
         detail = (
             f"numeric [{_fmt(feature.min)}, {_fmt(feature.max)}]"

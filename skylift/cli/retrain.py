@@ -30,6 +30,17 @@ def retrain_command(state: CliState) -> None:
     verdict = "promoted" if decision.promoted else "not promoted"
     version = report.challenger.version if report.challenger else None
     console.print(f"challenger v{version}: {verdict}: {decision.reason}", markup=False)
+    holdout = report.holdout
+    if holdout is not None and holdout.scored_rows is not None:
+        excluded = "".join(f"; {n} {why}" for why, n in holdout.exclusions.items())
+        console.print(
+            f"holdout: {'both models' if report.champion else 'the challenger'} scored on "
+            f"{holdout.scored_rows} of {holdout.rows} rows "
+            f"({holdout.excluded_rows} excluded{excluded})",
+            markup=False,
+        )
+    for warning in report.warnings:
+        console.print(f"warning: {warning}", markup=False)
     console.print(f"report: s3://{state.config.storage.bucket}/{report.report_key}")
 
 

@@ -116,6 +116,7 @@ class LocalStack:
         self.matcher = RouteMatcher((r.method, r.path) for r in self.topology.routes)
         self.gateway: LocalGateway | None = None
         self.poller: SqsPoller | None = None
+        self.fanout: Any = None  # LocalFanoutRunner, once started
         self.scheduler: Scheduler | None = None
         self.events: LocalEventBus | None = None
         self._event_targets: dict[str, Any] = {}
@@ -180,6 +181,7 @@ class LocalStack:
             self.functions[spec.name] = LocalFunction(spec, environment, self.region)
             self._event_targets[spec.name] = self.functions[spec.name].invoke
         self._exit.callback(self._unload_functions)
+        self._start_fanout()
 
         score = self.functions["score"]
         self.gateway = LocalGateway(
@@ -223,6 +225,30 @@ class LocalStack:
         if self.clocks:
             self.scheduler.start()
             self._exit.callback(self.scheduler.stop)
+
+    def _start_fanout(self) -> None:
+        """The batch fan-out's state machine in moto, and the runner that executes it."""
+        import json
+
+        from skylift.batch.state_machine import definition
+        from skylift.local.fanout_runner import LocalFanoutRunner, invoke_function
+        from skylift.local.state_machine import LocalStateMachine
+
+        sfn = self.client("stepfunctions")
+        described = definition(self.topology)
+        arn = sfn.create_state_machine(
+            name=self.topology.fanout_state_machine,
+            definition=json.dumps(described),
+            roleArn=f"arn:aws:iam::{LOCAL_ACCOUNT}:role/skylift-local-fanout",
+        )["stateMachineArn"]
+        self.functions["batch"].environment["SKYLIFT_FANOUT_STATE_MACHINE_ARN"] = arn
+        machine = LocalStateMachine(
+            described, invoke_function(self.functions["fanout"].invoke), self.client("s3")
+        )
+        self.fanout = LocalFanoutRunner(sfn, arn, machine)
+        if self.poll:
+            self.fanout.start()
+            self._exit.callback(self.fanout.stop)
 
     def stop(self) -> None:
         """Stop threads, close ports, restore the connection variables; safe to call twice."""

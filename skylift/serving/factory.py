@@ -109,6 +109,7 @@ def create_service(
             config.api.model_refresh_seconds,
             clock=clock,
             allow_version_skew=config.model.allow_version_skew,
+            runtime=config.deploy.runtime,
         )
     except Exception as exc:
         logger.error("scoring service cannot reach its registry: %s", exc)

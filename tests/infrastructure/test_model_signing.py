@@ -15,7 +15,8 @@ def _listed(value):
 
 
 def _kms_grants(template_json) -> dict[str, set[str]]:
-    """Function name (score, batch, ...) -> the kms: actions its role may call."""
+    """Function name (score, batch, ...) -> the kms: actions its role may call (each role's
+    from its own policy; no other policy grants kms actions)."""
     grants: dict[str, set[str]] = {}
     for logical_id, policy in resources(template_json, "AWS::IAM::Policy").items():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
@@ -25,9 +26,9 @@ def _kms_grants(template_json) -> dict[str, set[str]]:
                 grants.setdefault(logical_id, set()).update(actions)
     named = {}
     for name in ("score", "batch", "retrain", "monitor"):
-        prefix = f"Functions{name.title()}ServiceRoleDefaultPolicy"
+        prefix = f"Signing{name.title()}Kms"
         named[name] = set().union(*(a for k, a in grants.items() if k.startswith(prefix)))
-    others = {k: a for k, a in grants.items() if not k.startswith("Functions")}
+    others = {k: a for k, a in grants.items() if not k.startswith("Signing")}
     assert not others, f"kms actions granted outside the functions: {others}"
     return named
 
@@ -67,6 +68,10 @@ def test_only_the_retrain_role_may_sign_the_others_only_verify(template_json):
     assert grants["retrain"] == {"kms:Sign", "kms:GetPublicKey", "kms:Verify"}
     for function in ("score", "batch", "monitor"):
         assert grants[function] == {"kms:GetPublicKey", "kms:Verify"}, function
+    for logical_id, policy in resources(template_json, "AWS::IAM::Policy").items():
+        if logical_id.startswith("Signing"):
+            function = logical_id.removeprefix("Signing").split("Kms")[0].lower()
+            assert policy["Properties"]["Roles"] == [{"Ref": _role_of(template_json, function)}]
 
 
 def test_the_bucket_denies_model_writes_to_all_but_the_retrain_role(template_json):

@@ -116,9 +116,15 @@ def test_schedules_capture_stream_and_drift_rule(template, template_json, churn_
 
 def test_alarms_notify_a_topic_and_a_dashboard_exists(template, template_json):
     alarms = resources(template_json, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 6
+    assert len(alarms) == 7  # main's six and the batch fan-out's
     names = {a["Properties"].get("MetricName") for a in alarms.values()}
-    assert {"5XXError", "ApproximateNumberOfMessagesVisible", "DriftMaxPSI", "Errors"} <= names
+    assert {
+        "5XXError",
+        "ApproximateNumberOfMessagesVisible",
+        "DriftMaxPSI",
+        "Errors",
+        "ExecutionsFailed",  # the batch fan-out
+    } <= names
     assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
     template.resource_count_is("AWS::SNS::Topic", 1)
     dashboard = json.dumps(
@@ -196,7 +202,7 @@ def test_functions_run_the_topology_handlers_with_its_environment(template_json)
     }
     assert set(functions) == {
         f"functions.{n}.app.handler" for n in ("score", "batch", "retrain", "monitor")
-    }
+    } | {"functions.batch.fanout.handler"}
     for props in functions.values():
         env = props["Environment"]["Variables"]
         assert env["SKYLIFT_CONFIG"] == "skylift.toml" and "SKYLIFT_STORAGE__BUCKET" in env
@@ -267,7 +273,7 @@ def test_config_switches_auth_and_packaging(churn_config, variant):
             for f in resources(template, "AWS::Lambda::Function").values()
             if f["Properties"].get("PackageType") == "Image"
         ]
-        assert len(functions) == 4
+        assert len(functions) == 5  # score, batch, fanout, retrain, monitor
         assert all(
             f["Properties"]["ImageConfig"]["Command"][0].startswith("functions.") for f in functions
         )

@@ -67,10 +67,8 @@ def broken_record(draw: st.DrawFn) -> dict[str, Any]:
     if how == "wrong_numeric":
         name = draw(st.sampled_from(NUMERIC))
         value = draw(not_a_number)
-        # null and blank text ("", " ") are missing values for a nullable feature: fine.
-        blank = value is None or (isinstance(value, str) and not value.strip())
-        if blank and name in NULLABLE:
-            value = "forty"
+        if name in NULLABLE and (value is None or (isinstance(value, str) and not value.strip())):
+            value = "forty"  # a nullable number takes null, and blank text as null
         record[name] = value
     elif how == "drop_required":
         del record[draw(st.sampled_from(["contract", "payment_method", "tenure_months"]))]

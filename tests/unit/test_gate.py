@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from skylift.config import RetrainConfig
-from skylift.gate import GateCheck, decide, schema_compatible
+from skylift.gate import GateCheck, decide, schema_compatible, shared_holdout
 from skylift.schema import CategoricalFeature, FeatureSchema, NumericFeature
 
 CONFIG = RetrainConfig(
@@ -91,3 +91,33 @@ def test_schema_compatibility_rules():
     assert same.passed and dropped.passed and optional.passed
     assert not required.passed and "requires new feature(s) c" in required.detail
     assert not kind.passed and "changes the kind of a" in kind.detail
+
+
+def test_shared_holdout_keeps_the_rows_both_schemas_accept():
+    import pandas as pd
+
+    holdout = pd.DataFrame(
+        {"x": ["1", None, "abc", "4", " "], "c": ["a", "b", "a", None, "a"]},
+        index=[10, 11, 12, 13, 14],
+    )
+    challenger = FeatureSchema(
+        features=[
+            NumericFeature(name="x", nullable=True),
+            CategoricalFeature(name="c", nullable=True),
+        ]
+    )
+    champion = FeatureSchema(
+        features=[NumericFeature(name="x"), CategoricalFeature(name="c", categories=["a"])]
+    )
+    shared = shared_holdout(holdout, challenger, champion)
+    assert list(shared.index) == [10]
+    assert list(shared.challenger.index) == list(shared.champion.index) == [10]
+    assert shared.rows == 1 and shared.excluded == 4
+    assert shared.exclusions == {
+        "challenger: x: not a number": 1,
+        "champion: x: missing value for a required feature": 2,
+        "champion: x: not a number": 1,
+        "champion: c: missing value for a required feature": 1,
+    }
+    alone = shared_holdout(holdout, challenger, None)
+    assert alone.champion is None and list(alone.index) == [10, 11, 13, 14]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pandas as pd
 import pytest
@@ -106,3 +108,46 @@ def test_batch_outputs_are_monitored_with_labels(s3, churn_config, champion):
     assert report.rows == 2000
     assert report.live_metrics.rows == 2000
     assert 0.6 < report.live_metrics.roc_auc < 0.95
+
+
+def test_string_labels_get_prediction_psi_for_the_positive_class(s3, churn_config, registry):
+    """'No'/'Yes' labels: prediction PSI and live ROC AUC score P('Yes') (the last class by
+    default, or [model].positive_class), never skipped silently."""
+    from churn_model.data import generate_churn
+
+    from skylift.training import train_candidate
+
+    yes_no = {0: "No", 1: "Yes"}
+    frame = generate_churn(1500, seed=4)
+    frame["churned"] = frame["churned"].map(yes_no)
+    bundle = train_candidate(churn_config, frame).bundle
+    assert bundle.manifest.classes == ["No", "Yes"] and "roc_auc" in bundle.manifest.metrics
+    registry.register(bundle)
+    registry.promote(1)
+    window = generate_churn(1000, seed=8)
+    capture(s3, churn_config, Scorer(registry.load_alias()), window)
+    labels = window[["customer_id"]].assign(label=window["churned"].map(yes_no))
+    s3.put_object(
+        Bucket=churn_config.storage.bucket, Key="labels/l.csv", Body=labels.to_csv(index=False)
+    )
+    report = monitor(churn_config, s3)
+    assert report.positive_class == "Yes"
+    assert report.prediction_psi is not None and report.prediction_psi < 0.1
+    assert report.live_metrics.roc_auc > 0.6
+    as_no = churn_config.model_copy(
+        update={"model": churn_config.model.model_copy(update={"positive_class": "No"})}
+    )
+    flipped = monitor(as_no, s3)
+    assert flipped.positive_class == "No"
+    assert flipped.live_metrics.roc_auc == pytest.approx(report.live_metrics.roc_auc)
+    # Without the probabilities, the report says why there is no prediction PSI.
+    s3.delete_object(Bucket=churn_config.storage.bucket, Key="capture/2026/11/24/10/part-0001")
+    rows = [{"features": {"age": 30.0}, "prediction": "No"}]
+    s3.put_object(
+        Bucket=churn_config.storage.bucket,
+        Key="capture/2026/11/24/11/part-0002",
+        Body="\n".join(json.dumps(r) for r in rows),
+    )
+    bare = monitor(churn_config, s3)
+    assert bare.prediction_psi is None
+    assert any("prediction PSI not computed" in n and "probability_Yes" in n for n in bare.notes)

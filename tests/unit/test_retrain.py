@@ -115,3 +115,44 @@ def test_concurrent_retrains_promote_exactly_once(
         assert expected in loser.decision.reason, loser.decision.reason
         alias_checks = [c for c in loser.decision.checks if c["name"] == "alias"]
         assert alias_checks == ([] if loser.champion else [ALIAS_LOST])
+
+
+def test_champion_and_challenger_are_scored_on_the_same_rows(
+    s3, churn_config, with_training_data, registry
+):
+    """An identical model scores identically, even when the champion's schema refuses holdout
+    rows the challenger's accepts; the report names the rows scored and why others were not."""
+    from skylift.bundle import ModelBundle
+    from skylift.schema import FeatureSchema
+
+    retrain(churn_config, s3)  # v1: champion
+    first = registry.load_alias()
+    schema = first.manifest.feature_schema
+    strict = FeatureSchema(
+        features=[f.model_copy(update={"nullable": False}) if f.name == "age" else f
+                  for f in schema.features],
+        id_column=schema.id_column,
+        target=schema.target,
+        optional=schema.optional,
+    )  # fmt: skip
+    same_model = ModelBundle.create(
+        first.model,
+        name=first.manifest.name,
+        task=first.manifest.task,
+        target=first.manifest.target,
+        id_column=first.manifest.id_column,
+        feature_schema=strict,
+        metrics=first.manifest.metrics,
+    )
+    registry.promote(registry.register(same_model).version)  # v2: same model, stricter schema
+    report = retrain(churn_config, s3)  # v3: the same data, so the same model again
+    saved = stored(s3, churn_config, report)
+    assert saved["challenger"]["metrics"] == saved["champion"]["metrics"]
+    holdout = saved["holdout"]
+    assert holdout["excluded_rows"] > 0  # the rows with no age
+    assert holdout["scored_rows"] == holdout["rows"] - holdout["excluded_rows"]
+    assert saved["challenger"]["rows"] == saved["champion"]["rows"] == holdout["scored_rows"]
+    assert holdout["exclusions"] == {
+        "champion: age: missing value for a required feature": holdout["excluded_rows"]
+    }
+    assert "gain +0.0000" in report.decision.reason

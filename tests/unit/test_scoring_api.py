@@ -32,8 +32,20 @@ MAX_RECORDS = 20
 MAX_BODY = 8192
 
 
+@pytest.fixture(params=["sklearn", "onnx"])
+def runtime(request) -> str:
+    """[deploy].runtime: the whole suite runs against the pickle and against model.onnx."""
+    return str(request.param)
+
+
 @pytest.fixture
-def api_config(churn_config):
+def served_bundle(runtime, request):
+    """What the runtime can serve: the example (does not convert), or its portable variant."""
+    return request.getfixturevalue("churn_bundle" if runtime == "sklearn" else "churn_onnx_bundle")
+
+
+@pytest.fixture
+def api_config(churn_config, runtime):
     api = churn_config.api.model_copy(
         update={
             "max_records": MAX_RECORDS,
@@ -42,7 +54,8 @@ def api_config(churn_config):
             "capture_stream": None,
         }
     )
-    return churn_config.model_copy(update={"api": api})
+    deploy = churn_config.deploy.model_copy(update={"runtime": runtime})
+    return churn_config.model_copy(update={"api": api, "deploy": deploy})
 
 
 @pytest.fixture
@@ -51,15 +64,17 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def champion(registry, churn_bundle):
-    manifest = registry.register(churn_bundle)
+def champion(registry, served_bundle):
+    manifest = registry.register(served_bundle)
     registry.promote(manifest.version)
     return manifest
 
 
 @pytest.fixture
-def service(api_config, registry, champion, clock):
-    holder = ModelHolder(registry, api_config.api.model_refresh_seconds, clock=clock)
+def service(api_config, registry, champion, clock, runtime):
+    holder = ModelHolder(
+        registry, api_config.api.model_refresh_seconds, clock=clock, runtime=runtime
+    )
     return build_service(api_config, holder, namespace="Skylift", service_name="skylift")
 
 
@@ -82,12 +97,12 @@ def test_predict_returns_model_version_ids_predictions_and_probabilities(service
     assert body["warnings"] == []
 
 
-def test_predict_scores_like_the_pipeline(service, churn_bundle):
+def test_predict_scores_like_the_pipeline(service, served_bundle):
     import pandas as pd
 
     status, body, _ = call(service, predict_event({"records": [RECORD]}))
     features = pd.DataFrame([{k: v for k, v in RECORD.items() if k != "customer_id"}])
-    expected = churn_bundle.model.predict_proba(features)[0]
+    expected = served_bundle.model.predict_proba(features)[0]
     assert status == 200
     assert body["predictions"][0]["probabilities"]["1"] == pytest.approx(expected[1])
 
@@ -109,12 +124,15 @@ def test_base64_body_is_decoded(service):
     assert body["predictions"][0]["id"] == "C1"
 
 
-def test_nullable_feature_may_be_null_and_unusual_values_are_warned(service):
-    record = dict(RECORD, age=None, region="atlantis", tenure_months=10_000)
+def test_nullable_feature_may_be_null_and_unusual_values_are_warned(service, served_bundle):
+    # the portable (onnx) variant does not read region: an unseen category of a column it reads
+    names = served_bundle.manifest.feature_schema.names
+    category = "region" if "region" in names else "contract"
+    record = dict(RECORD, age=None, tenure_months=10_000, **{category: "atlantis"})
     status, body, _ = call(service, predict_event({"records": [record]}))
     assert status == 200, body
     problems = {(w["record"], w["field"]) for w in body["warnings"]}
-    assert (0, "region") in problems
+    assert (0, category) in problems
     assert (0, "tenure_months") in problems
 
 
@@ -573,7 +591,7 @@ def test_every_api_sample_event_is_listed():
 
 
 @pytest.fixture
-def handler_module(monkeypatch, champion, churn_config, isolated_logging):
+def handler_module(monkeypatch, champion, churn_config, isolated_logging, runtime):
     """functions.score.app imported fresh, as Lambda would at cold start."""
     import importlib
     import sys
@@ -581,6 +599,7 @@ def handler_module(monkeypatch, champion, churn_config, isolated_logging):
     monkeypatch.setenv("SKYLIFT_CONFIG", str(churn_config.config_path))
     monkeypatch.setenv("SKYLIFT_API__CAPTURE_STREAM", "")
     monkeypatch.setenv("SKYLIFT_API__CAPTURE_SAMPLE_RATE", "0")
+    monkeypatch.setenv("SKYLIFT_DEPLOY__RUNTIME", runtime)
     sys.modules.pop("functions.score.app", None)
     module = importlib.import_module("functions.score.app")
     yield module

@@ -255,3 +255,22 @@ def test_a_cold_holder_has_no_model_and_says_why(
     with pytest.raises(ModelUnavailableError, match="signature is over a different manifest"):
         holder.current()
     assert not marker.exists()
+
+
+def test_after_a_snapstart_restore_the_kms_connections_are_reopened(churn_config, s3):
+    """Pooled connections do not survive a snapshot: the restore hook closes KMS's too."""
+    closed: list[str] = []
+
+    class Recording:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def close(self) -> None:
+            closed.append(self.name)
+
+    signing = KmsSigning(
+        "alias/k", kms_client=Recording("kms"), sts_factory=lambda: Recording("sts")
+    )
+    registry = ModelRegistry(churn_config.storage.bucket, "churn", s3_client=s3, signing=signing)
+    registry.close_connections()
+    assert closed == ["kms"]  # no STS client was ever made: nothing signed yet

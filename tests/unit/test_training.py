@@ -151,3 +151,27 @@ def test_required_features_are_the_columns_the_pipeline_reads(churn_config, chur
         "age", "tenure_months", "monthly_charges", "total_charges", "support_calls",
         "contract", "internet_service", "payment_method", "region", "paperless_billing",
     }  # fmt: skip
+
+
+def test_positive_class_and_metrics_that_cannot_be_computed_are_said():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    from skylift.training import positive_class
+
+    features = pd.DataFrame({"x": [0.0, 1, 2, 3, 4, 5, 6, 7]})
+    target = pd.Series(["No", "No", "Yes", "No", "Yes", "Yes", "No", "Yes"])
+    model = LogisticRegression().fit(features, target)
+    assert positive_class(list(model.classes_)) == "Yes"
+    assert positive_class([0, 1], "0") == 0  # TOML gives text, the classes are numbers
+    with pytest.raises(TrainingError, match=r"\[model\].positive_class 'yes' is not a class"):
+        positive_class(["No", "Yes"], "yes")
+    notes: list[str] = []
+    metrics = evaluate(model, features, target, "classification", positive="No", notes=notes)
+    assert 0.5 < metrics["roc_auc"] <= 1.0 and notes == []
+    one_class = evaluate(model, features[:2], target[:2], "classification", notes=notes)
+    assert "roc_auc" not in one_class
+    assert notes == ["roc_auc not computed: the holdout holds one class only ('No')"]
+    notes.clear()
+    evaluate(LinearSVC().fit(features, target), features, target, "classification", notes=notes)
+    assert notes == ["roc_auc and log_loss not computed: LinearSVC has no predict_proba"]

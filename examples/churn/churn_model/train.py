@@ -47,3 +47,31 @@ def train(frame: pd.DataFrame) -> Pipeline:
         ]
     )
     return model.fit(features, frame["churned"])
+
+
+def train_portable(frame: pd.DataFrame) -> Pipeline:
+    """A churn classifier that exports to ONNX and SQL exactly (``[deploy].runtime = "onnx"``):
+    a linear model, and no categorical column with missing values (ONNX strings have no null,
+    so ``region`` is left out)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    categorical = [c for c in CATEGORICAL if c != "region"]
+    features = frame[NUMERIC + categorical]
+    preprocess = ColumnTransformer(
+        [
+            (
+                "numeric",
+                Pipeline(
+                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                ),
+                NUMERIC,
+            ),
+            ("categorical", OneHotEncoder(handle_unknown="ignore"), categorical),
+        ],
+        sparse_threshold=0.0,
+    )
+    model = Pipeline(
+        [("preprocess", preprocess), ("classifier", LogisticRegression(max_iter=1000))]
+    )
+    return model.fit(features, frame["churned"])
