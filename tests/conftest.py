@@ -35,6 +35,30 @@ if str(EXAMPLE_DIR) not in sys.path:
     sys.path.insert(0, str(EXAMPLE_DIR))  # the example's churn_model package (pickled pipeline)
 
 
+def _endpoints() -> dict[str, str]:
+    """The endpoints the process holds between local functions' runs (a local stack's function
+    still running on one of its threads has its own set meanwhile)."""
+    from skylift.local.environment import ENVIRON_LOCK
+
+    with ENVIRON_LOCK:
+        return {key: value for key, value in os.environ.items() if key.startswith("AWS_ENDPOINT")}
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_endpoint() -> Iterator[None]:
+    """A test (or what it starts) must leave the AWS endpoints as it found them: a stopped
+    server's endpoint left in ``os.environ`` sends every later mocked test in the worker to a
+    dead port. Wider fixtures (a module's stack) are set up before and torn down after this."""
+    before = _endpoints()
+    yield
+    after = _endpoints()
+    if after != before:
+        for key in after.keys() - before.keys():
+            os.environ.pop(key, None)
+        os.environ.update(before)
+        pytest.fail(f"the test left the AWS endpoints changed: {before} -> {after}")
+
+
 @pytest.fixture(scope="session")
 def churn_config():
     from skylift.config import load_config

@@ -22,6 +22,7 @@ import click
 
 from skylift.cli.main import CliState, cli, console, pass_state
 from skylift.errors import SkyliftError
+from skylift.local.environment import function_environment
 
 FUNCTIONS = ("score", "batch", "retrain", "monitor")
 
@@ -108,13 +109,17 @@ def invoke(state: CliState, function: str, event_path: Path, raw: bool) -> None:
     config = state.config  # fail early, naming the file, if the config is wrong
     if function == "batch":
         event = _as_sqs_event(event, event_path, config)
+    # The handler module loads its config from the environment, as in Lambda; set for the
+    # call only (the CLI also runs in-process).
+    variables: dict[str, str] = {}
     if config.config_path is not None:
-        # The handler module loads its config from the environment, as in Lambda.
-        os.environ["SKYLIFT_CONFIG"] = str(config.config_path)
+        variables["SKYLIFT_CONFIG"] = str(config.config_path)
     if function == "score" and config.api.capture_stream:
-        os.environ.setdefault("SKYLIFT_API__CAPTURE_STREAM", config.api.capture_stream)
+        variables["SKYLIFT_API__CAPTURE_STREAM"] = os.environ.get(
+            "SKYLIFT_API__CAPTURE_STREAM", config.api.capture_stream
+        )
     # Logs and EMF metrics go to stderr, as they would go to CloudWatch: stdout is the reply.
-    with contextlib.redirect_stdout(sys.stderr):
+    with function_environment(variables), contextlib.redirect_stdout(sys.stderr):
         handler = load_handler(function)
         context = LocalLambdaContext(function_name=f"skylift-{function}")
         reply = handler(event, context)

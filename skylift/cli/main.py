@@ -168,7 +168,26 @@ def _set_endpoint(ctx: click.Context, _param: click.Parameter, value: str | None
         state = ctx.find_object(CliState)
         if state is not None:
             state.endpoint_url = value
-        os.environ["AWS_ENDPOINT_URL"] = value
+        use_endpoint(ctx, value)
+
+
+def use_endpoint(ctx: click.Context, endpoint_url: str) -> None:
+    """Point every boto3 client (and subprocess) of this run at ``endpoint_url``, through the
+    environment, and put the environment back when the run ends: the CLI is also called
+    in-process (tests, ``CliRunner``), where a leaked endpoint would outlive its server."""
+    root = ctx.find_root()
+    if not root.meta.get("skylift.endpoint_restore"):
+        previous = os.environ.get("AWS_ENDPOINT_URL")
+
+        def restore() -> None:
+            if previous is None:
+                os.environ.pop("AWS_ENDPOINT_URL", None)
+            else:
+                os.environ["AWS_ENDPOINT_URL"] = previous
+
+        root.call_on_close(restore)
+        root.meta["skylift.endpoint_restore"] = True
+    os.environ["AWS_ENDPOINT_URL"] = endpoint_url
 
 
 def share_global_options(command: click.Command) -> None:
@@ -221,6 +240,5 @@ def cli(ctx: click.Context, config_path: str | None, endpoint_url: str | None) -
     """skylift: put a scikit-learn model into production on AWS, from one config file."""
     fit_to_output()
     if endpoint_url:
-        # Child boto3 clients (and subprocesses) pick the endpoint up from the environment too.
-        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+        use_endpoint(ctx, endpoint_url)
     ctx.obj = CliState(config_path=config_path, endpoint_url=endpoint_url)

@@ -14,22 +14,29 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-__all__ = ["function_environment"]
+__all__ = ["ENVIRON_LOCK", "function_environment"]
 
+# Held while a function runs, and by whatever else changes the process's environment for a
+# while (the moto server's endpoint): so no one sees or restores a function's variables.
 # Re-entrant: a function's import may run code that enters its scope again.
-_ENVIRON_LOCK = threading.RLock()
+ENVIRON_LOCK = threading.RLock()
 
 
 @contextmanager
 def function_environment(variables: Mapping[str, str]) -> Iterator[None]:
-    """``os.environ`` with ``variables`` set for the block, restored after it."""
-    with _ENVIRON_LOCK:
+    """``os.environ`` with ``variables`` set for the block, restored after it.
+
+    A variable the block itself changed again is left as the block left it (the code it ran
+    meant that), and one it did not is put back as it was before."""
+    with ENVIRON_LOCK:
         saved = {key: os.environ.get(key) for key in variables}
         os.environ.update(variables)
         try:
             yield
         finally:
             for key, value in saved.items():
+                if os.environ.get(key) != variables[key]:
+                    continue
                 if value is None:
                     os.environ.pop(key, None)
                 else:

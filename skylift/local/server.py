@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from moto.server import ThreadedMotoServer
 
+from skylift.local.environment import ENVIRON_LOCK
+
 __all__ = ["LocalAws", "local_aws"]
 
 LOCAL_CREDENTIALS = {
@@ -43,20 +45,51 @@ def local_aws(port: int = 0, set_environ: bool = True) -> Iterator[LocalAws]:
     # moto keeps its backends per process, not per server: a stack started after another in
     # the same process would inherit its buckets and in-flight messages. Start from nothing.
     reset_moto(local.endpoint_url)
-    saved = {key: os.environ.get(key) for key in local.env}
+    layer = local.env
     if set_environ:
-        os.environ.update(local.env)
+        _ENVIRON_LAYERS.push(layer)
     try:
         yield local
     finally:
         if set_environ:
-            for key, value in saved.items():
+            _ENVIRON_LAYERS.remove(layer)
+        reset_moto(local.endpoint_url)
+        server.stop()
+
+
+class _EnvironLayers:
+    """The servers' environments, newest on top: ``os.environ`` holds the newest live one, or
+    what it held before any. Servers may stop in any order (a test's stack inside a module's,
+    a thread's), and a stopped server's endpoint must never stay behind: restoring a saved
+    copy per server would hand a later test the endpoint of one already gone."""
+
+    def __init__(self) -> None:
+        self._lock = ENVIRON_LOCK  # a running local function keeps its endpoint until it ends
+        self._layers: list[dict[str, str]] = []
+        self._before: dict[str, str | None] = {}
+
+    def push(self, layer: dict[str, str]) -> None:
+        with self._lock:
+            for key in layer:
+                self._before.setdefault(key, os.environ.get(key))
+            self._layers.append(layer)
+            os.environ.update(layer)
+
+    def remove(self, layer: dict[str, str]) -> None:
+        with self._lock:
+            self._layers = [live for live in self._layers if live is not layer]
+            if self._layers:
+                os.environ.update(self._layers[-1])
+                return
+            for key, value in self._before.items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-        reset_moto(local.endpoint_url)
-        server.stop()
+            self._before = {}
+
+
+_ENVIRON_LAYERS = _EnvironLayers()
 
 
 def reset_moto(endpoint_url: str) -> None:

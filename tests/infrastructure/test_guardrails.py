@@ -30,14 +30,15 @@ def _object_prefix(resource: Any) -> str | None:
     return None
 
 
-def function_roles(template: dict[str, Any]) -> dict[str, str]:
-    """skylift function name (score, batch, ...) -> the logical id of its role."""
+def function_roles(template: dict[str, Any], topology: Any) -> dict[str, str]:
+    """skylift function name (score, batch, fanout, ...) -> the logical id of its role."""
+    names = {spec.handler: name for name, spec in topology.functions.items()}
     found = {}
     for resource in template["Resources"].values():
         properties = resource.get("Properties", {})
         handler = properties.get("Handler", "")
-        if resource["Type"] == "AWS::Lambda::Function" and handler.startswith("functions."):
-            found[handler.split(".")[1]] = properties["Role"]["Fn::GetAtt"][0]
+        if resource["Type"] == "AWS::Lambda::Function" and handler in names:
+            found[names[handler]] = properties["Role"]["Fn::GetAtt"][0]
     return found
 
 
@@ -96,8 +97,8 @@ def test_unlistable_reads_names_a_prefix_read_but_not_listable():
 def test_every_function_can_list_exactly_the_prefixes_it_reads(template_json, churn_config):
     """On AWS a function that reads a key it cannot list gets 403 for a missing key (the
     batch function's "is there a manifest yet?", the score function's alias lookup)."""
-    roles = function_roles(template_json)
     topology = describe(churn_config)
+    roles = function_roles(template_json, topology)
     assert set(roles) == set(topology.functions)
     for name, spec in topology.functions.items():
         access = s3_access(role_statements(template_json, roles[name]))
@@ -107,7 +108,7 @@ def test_every_function_can_list_exactly_the_prefixes_it_reads(template_json, ch
         assert access["list"] == {f"{p}*" for p in spec.s3_read}, name
 
 
-@pytest.mark.parametrize("name", ["score", "batch", "retrain", "monitor"])
+@pytest.mark.parametrize("name", ["score", "batch", "fanout", "retrain", "monitor"])
 def test_topology_lists_what_each_function_reads(churn_config, name):
     spec = describe(churn_config).functions[name]
     assert spec.s3_read and spec.s3_list == spec.s3_read

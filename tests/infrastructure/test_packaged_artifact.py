@@ -16,11 +16,13 @@ import json
 import shutil
 import subprocess
 import textwrap
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
+from skylift.local.server import local_aws
 from tests.helpers import create_signing_key, load_event
 
 # Lambda puts the code first, then the layer's python/ (and the runtime's own modules, which
@@ -84,10 +86,11 @@ def runtime(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def aws(churn_config, churn_frame):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    with local_aws(set_environ=False) as local:  # the handlers run in subprocesses
+        yield from _provision(local.endpoint_url, churn_config, churn_frame)
+
+
+def _provision(endpoint: str, churn_config: Any, churn_frame: Any) -> Iterator[tuple[str, Any]]:
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     s3.create_bucket(Bucket=churn_config.storage.bucket)
     create_signing_key(churn_config, endpoint)
@@ -97,7 +100,6 @@ def aws(churn_config, churn_frame):
         Body=churn_frame.to_csv(index=False).encode(),
     )
     yield endpoint, s3
-    server.stop()
 
 
 def run(target_python, deployed, runtime, endpoint, module, event, tmp_path, config):
@@ -147,8 +149,8 @@ def test_every_handler_runs_from_the_deployed_assets(
     bucket = churn_config.storage.bucket
     assert churn_config.score_snap_start  # the score function below restores from a snapshot
 
-    def invoke(module: str, event_file: str):
-        event = load_event(event_file)
+    def invoke(module: str, event_file: str, event: dict[str, Any] | None = None):
+        event = event or load_event(event_file)
         args = (endpoint, module, event, tmp_path, churn_config)
         return run(target_python, deployed, runtime, *args)
 
@@ -162,8 +164,14 @@ def test_every_handler_runs_from_the_deployed_assets(
 
     key = "incoming/november/customers 2026-11 été.csv"
     rows = churn_frame.head(20).drop(columns=["churned"])
-    s3.put_object(Bucket=bucket, Key=key, Body=rows.to_csv(index=False).encode())
-    batch = invoke("functions.batch.app", "sqs_s3_object_created.json")
+    body = rows.to_csv(index=False).encode()
+    etag = s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
+    # The sample event names another object's eTag: the batch function would skip it as stale.
+    event = load_event("sqs_s3_object_created.json")
+    notification = json.loads(event["Records"][0]["body"])
+    notification["Records"][0]["s3"]["object"].update(eTag=etag, size=len(body))
+    event["Records"][0]["body"] = json.dumps(notification)
+    batch = invoke("functions.batch.app", "", event)
     assert batch == {"batchItemFailures": []}
     manifest_key = "predictions/november/customers 2026-11 été.csv.manifest.json"
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())

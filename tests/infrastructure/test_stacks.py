@@ -313,12 +313,15 @@ def test_every_log_group_keeps_logs_as_long_as_configured(churn_config):
     """The functions', the API's access and execution logs and CDK's bucket-notification
     handler's alike (before, the execution and handler logs never expired)."""
     from infrastructure.app import stack_name, synth_templates
+    from skylift.topology import describe
 
     deploy = churn_config.deploy.model_copy(update={"log_retention_days": 7})
     config = churn_config.model_copy(update={"deploy": deploy})
     template = synth_templates(config)[stack_name(config)]
     groups = resources(template, "AWS::Logs::LogGroup").values()
-    assert len(groups) == 7  # four functions, API access and execution logs, the handler
+    # each function's, API access and execution logs, the notification handler's, the fan-out
+    # state machine's
+    assert len(groups) == len(describe(config).functions) + 4
     assert {g["Properties"].get("RetentionInDays") for g in groups} == {7}
 
 

@@ -39,13 +39,11 @@ pytestmark = pytest.mark.usefixtures("isolated_logging")
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    from skylift.local.server import local_aws
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    # moto's backends are per process: start from nothing, whatever ran before in the worker.
+    with local_aws(set_environ=False) as local:
+        yield local.endpoint_url
 
 
 @pytest.fixture(scope="module")
