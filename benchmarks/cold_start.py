@@ -132,7 +132,7 @@ def main() -> int:
             "POWERTOOLS_METRICS_NAMESPACE": "Skylift",
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
-        handler = HANDLER.format(paths=artifact.sys_path, event=str(event))
+        handler = HANDLER.format(paths=artifact.sys_path(), event=str(event))
         unsigned_env = {**env, "SKYLIFT_REGISTRY__SIGNING": "none"}
         children = {
             "handler": (handler, env),

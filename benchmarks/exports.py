@@ -77,21 +77,23 @@ def main() -> int:
     from churn_model.train import train_portable
 
     from infrastructure.packaging import stage_code_asset
-    from layers.build import ONNX_REQUIREMENTS, REQUIREMENTS, build_layer
+    from layers.build import build_layers
     from layers.interpreter import find_interpreter
     from skylift.bundle import ModelBundle
     from skylift.config import load_config
     from skylift.scoring import Scorer
     from skylift.training import train_candidate
 
-    config = load_config(EXAMPLE / "skylift.toml")
+    config = load_config(EXAMPLE / "skylift-onnx.toml")
     version = config.deploy.python_version
     python = find_interpreter(version)
     code = stage_code_asset(config)
-    layers = {
-        runtime: build_layer(version, config.deploy.architecture, requirements=req, code_dir=code)
-        for runtime, req in (("sklearn", REQUIREMENTS), ("onnx", ONNX_REQUIREMENTS))
-    }
+    # The score function's layer under each runtime, as `cdk deploy` ships them.
+    built = build_layers(config, code)
+    sklearn_config = config.model_copy(
+        update={"deploy": config.deploy.model_copy(update={"runtime": "sklearn"})}
+    )
+    layers = {"sklearn": build_layers(sklearn_config, code)["sklearn"], "onnx": built["onnx"]}
     bundle = train_candidate(config, generate_churn(5000, seed=1), train_fn=train_portable).bundle
     assert bundle.onnx is not None, bundle.manifest.exports
     records = json.loads(

@@ -1,7 +1,9 @@
 """The CDK app: ``npx cdk synth -c config=path/to/skylift.toml`` (default: the churn example).
 
 Synthesizes offline (no lookups, no credentials). The layer is built by layers/build.py
-(pip for Lambda's platform, cached), never by Docker; ``-c layer_dir=DIR`` uses a prebuilt one.
+(pip for Lambda's platform, cached), never by Docker, one per kind the functions run on
+(skylift.topology: [deploy].runtime = "onnx" adds the onnx and exports layers);
+``-c layer_dir=DIR`` uses a prebuilt one for every layer.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from infrastructure.nag import add_rule_packs
 from infrastructure.packaging import ROOT, stage_code_asset
 from infrastructure.stack import SkyliftStack
 from skylift.config import SkyliftConfig, load_config
+from skylift.topology import describe
 
 __all__ = ["build_app", "main", "stack_name", "synth_templates"]
 
@@ -29,21 +32,24 @@ def stack_name(config: SkyliftConfig) -> str:
 def build_app(
     config: SkyliftConfig, *, layer_dir: Path | None = None, outdir: str | None = None
 ) -> tuple[cdk.App, SkyliftStack]:
-    """The app and its stack; with ``layer_dir`` None and layer packaging, builds the layer."""
+    """The app and its stack; with ``layer_dir`` None and layer packaging, builds the layers
+    (else ``layer_dir`` stands for each of them)."""
     app = cdk.App(outdir=outdir) if outdir else cdk.App()
     image = config.deploy.packaging == "image"
     code_dir = stage_code_asset(config, image=image)
+    layer_dirs: dict[str, Path] = {}
     if not image and layer_dir is None:
-        from layers.build import build_layer
+        from layers.build import build_layers
 
-        deploy = config.deploy
-        layer_dir = build_layer(deploy.python_version, deploy.architecture, code_dir=code_dir).path
+        layer_dirs = {kind: b.path for kind, b in build_layers(config, code_dir).items()}
+    elif layer_dir is not None:
+        layer_dirs = {kind: layer_dir for kind in describe(config).layers}
     stack = SkyliftStack(
         app,
         stack_name(config),
         config=config,
         code_dir=code_dir,
-        layer_dir=layer_dir,
+        layer_dirs=layer_dirs,
         description=f"skylift: model {config.model.name} (registry, scoring API, batch, retraining, monitoring)",
     )
     # Synth fails on any cdk-nag finding not acknowledged on its resource (see infrastructure.nag).

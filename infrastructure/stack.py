@@ -6,6 +6,7 @@ provisions from, so the two cannot drift apart unnoticed (tests/infrastructure c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ class SkyliftStack(cdk.Stack):
         *,
         config: SkyliftConfig,
         code_dir: Path,
-        layer_dir: Path | None,
+        layer_dirs: Mapping[str, Path],
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -52,7 +53,7 @@ class SkyliftStack(cdk.Stack):
             topology=topology,
             bucket=self.storage.bucket,
             code_dir=code_dir,
-            layer_dir=layer_dir,
+            layer_dirs=layer_dirs,
         )
         fns = self.functions.functions
         self.signing = ModelSigning(

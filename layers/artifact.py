@@ -31,12 +31,16 @@ class LayerNotBuiltError(RuntimeError):
 @dataclass(frozen=True)
 class DeployedArtifact:
     task: Path  # the code asset, as /var/task
-    layer: Path  # the layer's python/ folder, as /opt/python
+    layers: dict[str, Path]  # function name -> its layer's python/ folder, as /opt/python
 
     @property
-    def sys_path(self) -> list[str]:
+    def layer(self) -> Path:
+        """The score function's layer (the one a cold start is measured on)."""
+        return self.layers["score"]
+
+    def sys_path(self, function: str = "score") -> list[str]:
         """What Lambda puts before the runtime's own modules: code first, then the layer."""
-        return [str(self.task), str(self.layer)]
+        return [str(self.task), str(self.layers[function])]
 
 
 def _as_lambda_unzips(asset: Path, destination: Path) -> Path:
@@ -47,29 +51,49 @@ def _as_lambda_unzips(asset: Path, destination: Path) -> Path:
 
 
 def deployed_artifact(config: SkyliftConfig, workdir: Path) -> DeployedArtifact:
-    """Synthesize with the built layer (never builds it) and lay the assets out in ``workdir``."""
+    """Synthesize with the built layers (never builds them) and lay the assets out in
+    ``workdir``: the code once, and each function's layer as the template attaches it (a
+    layer's ``Content.S3Key`` is its asset's hash) under ``opt-<layer id>/``."""
     from infrastructure.app import build_app
-    from layers.build import is_built, layer_directory
+    from layers.build import is_built, layer_directory, requirements_for
+    from skylift.topology import describe
 
     deploy = config.deploy
-    if not is_built(layer_directory(deploy.python_version, deploy.architecture)):
-        raise LayerNotBuiltError(
-            "the Lambda layer is not built: run `make layer` (`make test` does it first)"
-        )
+    for kind in describe(config).layers:
+        requirements = requirements_for(kind)
+        if not is_built(layer_directory(deploy.python_version, deploy.architecture, requirements)):
+            raise LayerNotBuiltError(
+                f"the Lambda layer of layers/{requirements.name} is not built: run "
+                f"`python -m layers.build --config {config.config_path}` (`make layer`)"
+            )
     outdir = workdir / "cdk.out"
     app, stack = build_app(config, outdir=str(outdir))
     app.synth()
     manifest = json.loads((outdir / f"{stack.stack_name}.assets.json").read_text())
-    zips = [
-        outdir / entry["source"]["path"]
-        for entry in manifest["files"].values()
+    template = json.loads((outdir / stack.template_file).read_text())
+    assets = {
+        key: outdir / entry["source"]["path"]
+        for key, entry in manifest["files"].items()
         if entry["source"].get("packaging") == "zip"
-    ]
-    layers = [path for path in zips if (path / "python").is_dir()]
-    code = [path for path in zips if (path / "functions").is_dir()]
-    if len(layers) != 1 or len(code) != 1:
-        raise RuntimeError(f"expected one layer and one code asset, found {zips}")
-    opt = _as_lambda_unzips(layers[0], workdir / "opt")
+    }
+    code = [path for path in assets.values() if (path / "functions").is_dir()]
+    if len(code) != 1:
+        raise RuntimeError(f"expected one code asset, found {list(assets.values())}")
     task = _as_lambda_unzips(code[0], workdir / "var" / "task")
+    resources = template["Resources"]
+    opt: dict[str, Path] = {}  # layer logical id -> its python/
+    layers: dict[str, Path] = {}
+    for name in describe(config).functions:
+        function = next(
+            r["Properties"]
+            for logical_id, r in resources.items()
+            if r["Type"] == "AWS::Lambda::Function"
+            and logical_id.startswith(f"Functions{name.title()}")
+        )
+        (attached,) = [ref["Ref"] for ref in function["Layers"]]
+        if attached not in opt:
+            key = resources[attached]["Properties"]["Content"]["S3Key"].removesuffix(".zip")
+            opt[attached] = _as_lambda_unzips(assets[key], workdir / f"opt-{attached}") / "python"
+        layers[name] = opt[attached]
     shutil.rmtree(outdir)
-    return DeployedArtifact(task=task, layer=opt / "python")
+    return DeployedArtifact(task=task, layers=layers)

@@ -21,23 +21,30 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from layers.bytecode import (
-    HANDLER_MODULES,
-    SCORING_HANDLER_MODULES,
-    BytecodeReport,
-    ensure_bytecode,
-)
+from layers.bytecode import HANDLER_MODULES, BytecodeReport, ensure_bytecode
 from layers.interpreter import InterpreterNotFoundError, find_interpreter
+
+if TYPE_CHECKING:
+    from skylift.config import SkyliftConfig
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "requirements.txt"
 # [deploy].runtime = "onnx": the score and batch functions' layer (no scikit-learn/scipy).
 ONNX_REQUIREMENTS = HERE / "requirements-onnx.txt"
+# [deploy].runtime = "onnx": the retrain function's layer (sklearn's plus the ONNX exporter).
+EXPORTS_REQUIREMENTS = HERE / "requirements-exports.txt"
+# skylift.topology.LAYERS -> what each is built from.
+LAYER_REQUIREMENTS = {
+    "sklearn": REQUIREMENTS,
+    "onnx": ONNX_REQUIREMENTS,
+    "exports": EXPORTS_REQUIREMENTS,
+}
 CACHE = HERE / ".cache"
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 # Part of the cache key: a change to how the layer is trimmed or compiled rebuilds it.
-RECIPE_VERSION = "4"  # 4: botocore keeps kms (signed model bundles)
+RECIPE_VERSION = "5"  # 5: no RECORD files, no Swagger UI assets (the exports layer's room)
 # Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34): wheels tagged up to
 # manylinux_2_34 load there. Recent scikit-learn/scipy publish manylinux_2_27/2_28 only.
 GLIBC_TAGS = ("2014", "_2_28", "_2_34")
@@ -76,6 +83,16 @@ ONNXRUNTIME_UNUSED = (
 )
 
 
+# pip's install records (the list of files, for uninstall; onnx's alone is 1.2 MB) and the
+# Swagger UI's static files Powertools serves only from an event handler with enable_swagger.
+SWAGGER_UI = "aws_lambda_powertools/event_handler/openapi/swagger_ui"
+UNUSED_FILES = ("*.dist-info/RECORD", f"{SWAGGER_UI}/*.js", f"{SWAGGER_UI}/*.css")
+# Layers shipped without bytecode because it does not fit: the exports layer (sklearn's plus
+# onnx and onnxruntime) is 246 MB of wheels, and its .pyc would add ~40 MB. Its one function,
+# retrain, runs on a schedule for minutes: compiling its imports at cold start costs seconds.
+NO_BYTECODE_LAYERS = frozenset({"exports"})
+
+
 class LayerTooLargeError(RuntimeError):
     """Layer plus code would pass Lambda's 250 MB unzipped limit."""
 
@@ -103,9 +120,9 @@ class LayerBuild:
         return "\n".join(lines)
 
 
-def requirements_for(runtime: str) -> Path:
-    """The requirements file of the functions that score with ``runtime`` ("sklearn"/"onnx")."""
-    return ONNX_REQUIREMENTS if runtime == "onnx" else REQUIREMENTS
+def requirements_for(layer: str) -> Path:
+    """The requirements file of a layer of :data:`skylift.topology.LAYERS`."""
+    return LAYER_REQUIREMENTS[layer]
 
 
 def cache_key(requirements: str, python_version: str, architecture: str) -> str:
@@ -147,7 +164,7 @@ def trim(site: Path) -> None:
     for file in site.rglob("*"):
         if file.is_file() and file.suffix in TRIM_SUFFIXES:
             file.unlink()
-    for pattern in ONNXRUNTIME_UNUSED:
+    for pattern in (*ONNXRUNTIME_UNUSED, *UNUSED_FILES):
         for path in site.glob(pattern):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     models = site / "botocore" / "data"
@@ -173,12 +190,16 @@ def build_layer(
     code_dir: Path | None = None,
     code_bytes: int = 0,
     with_zip: bool = False,
+    handlers: tuple[str, ...] = HANDLER_MODULES,
+    functions: tuple[str, ...] = (),
+    compile_bytecode: bool = True,
 ) -> LayerBuild:
     """Build (or reuse) the layer for Lambda's platform.
 
     With ``code_dir`` (the staged code asset) the layer also gets bytecode for everything the
-    handlers import, compiled by an interpreter of ``python_version`` (an error names the
-    remedy when there is none), and the size check counts that code.
+    ``handlers`` import, compiled by an interpreter of ``python_version`` (an error names the
+    remedy when there is none), and the size check counts that code: each function that runs
+    on the layer (``functions``, named in the error) unzips to its code plus this layer.
     """
     text = requirements.read_text()
     target = layer_directory(python_version, architecture, requirements)
@@ -214,19 +235,44 @@ def build_layer(
         marker.write_text(text)
     bytecode = None
     if code_dir is not None:
-        python = find_interpreter(python_version)
-        handlers = SCORING_HANDLER_MODULES if requirements == ONNX_REQUIREMENTS else HANDLER_MODULES
-        bytecode = ensure_bytecode(python, python_version, site, code_dir, handlers)
+        if compile_bytecode:
+            python = find_interpreter(python_version)
+            bytecode = ensure_bytecode(python, python_version, site, code_dir, handlers)
         code_bytes = directory_size(code_dir)
     unzipped = directory_size(site)
     if unzipped + code_bytes > LAMBDA_UNZIPPED_LIMIT:
+        who = f"function(s) {', '.join(functions)}: " if functions else ""
         raise LayerTooLargeError(
-            f"layer {unzipped / 2**20:.1f} MB + code {code_bytes / 2**20:.1f} MB passes Lambda's "
-            f"250 MB unzipped limit: trim layers/requirements.txt or set "
+            f"{who}layer {unzipped / 2**20:.1f} MB + code {code_bytes / 2**20:.1f} MB passes "
+            f"Lambda's 250 MB unzipped limit: trim layers/{requirements.name} or set "
             f'[deploy].packaging = "image" (a container image allows 10 GB)'
         )
     zipped = zipped_size(target) if with_zip else None
     return LayerBuild(target, unzipped, zipped, cached, code_bytes, bytecode)
+
+
+def build_layers(
+    config: SkyliftConfig, code_dir: Path, *, with_zip: bool = False
+) -> dict[str, LayerBuild]:
+    """Every layer the config's functions run on (skylift.topology), each with bytecode for
+    the handlers of the functions on it and checked against the 250 MB limit with the code."""
+    from skylift.topology import describe
+
+    topology = describe(config)
+    deploy = config.deploy
+    return {
+        layer: build_layer(
+            deploy.python_version,
+            deploy.architecture,
+            requirements=requirements_for(layer),
+            code_dir=code_dir,
+            with_zip=with_zip,
+            handlers=tuple(topology.functions[f].module for f in functions),
+            functions=functions,
+            compile_bytecode=layer not in NO_BYTECODE_LAYERS,
+        )
+        for layer, functions in topology.layers.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,25 +289,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = load_config(args.config)
-        deploy = config.deploy
         code_dir = stage_code_asset(config)
-        # runtime = "onnx": the score and batch functions' lean layer too (its own cache key).
-        runtimes = ["sklearn", "onnx"] if deploy.runtime == "onnx" else ["sklearn"]
-        builds = [
-            build_layer(
-                deploy.python_version,
-                deploy.architecture,
-                requirements=requirements_for(runtime),
-                code_dir=code_dir,
-                with_zip=args.zip,
-            )
-            for runtime in runtimes
-        ]
+        # runtime = "onnx": the scoring functions' lean layer and retrain's exporter layer too.
+        builds = build_layers(config, code_dir, with_zip=args.zip)
     except (ConfigError, LayerTooLargeError, InterpreterNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for build in builds:
-        print(build.describe())
+    for name, build in builds.items():
+        print(f"[{name}] {build.describe()}")
     return 0
 
 

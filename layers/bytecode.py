@@ -28,14 +28,16 @@ __all__ = [
     "traced_sources",
 ]
 
+# Every handler (the default when no topology says which functions a layer serves).
 HANDLER_MODULES = (
     "functions.score.app",
     "functions.batch.app",
+    "functions.batch.fanout",
     "functions.retrain.app",
     "functions.monitor.app",
 )
 # The onnx runtime's layer serves only these (retrain and monitor keep the sklearn layer).
-SCORING_HANDLER_MODULES = ("functions.score.app", "functions.batch.app")
+SCORING_HANDLER_MODULES = ("functions.score.app", "functions.batch.app", "functions.batch.fanout")
 # Imported at request time, depending on the model and the input: a user's pickle may name
 # any estimator or transformer; scikit-learn reaches pandas frames through narwhals; pandas
 # imports its writers (to_csv) and botocore, urllib3, Powertools and pydantic import parts
@@ -56,6 +58,8 @@ FULLY_COMPILED = (
     "pydantic_settings",
     "aws_lambda_powertools",
     "onnxruntime",
+    "onnx",  # the exporter layer (retrain, runtime = "onnx"): skl2onnx imports it lazily
+    "skl2onnx",
 )
 COMPILE_FLAGS = ("--invalidation-mode", "unchecked-hash", "-i", "-")  # file list on stdin
 # PEP 552 flags word: bit 0 = hash-based, bit 1 = check_source (off: never re-validated).

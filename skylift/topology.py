@@ -21,6 +21,7 @@ FANOUT_STAGING_PREFIX = "batch-fanout/"
 __all__ = [
     "DRIFT_DETAIL_TYPE",
     "DRIFT_SOURCE",
+    "LAYERS",
     "METRICS_NAMESPACE",
     "SCORE_THREADING",
     "SERVICE_NAME",
@@ -41,6 +42,11 @@ CONFIG_FILE_IN_ASSET = "skylift.toml"  # at the code asset's root (/var/task in 
 # record (26 ms single-threaded). Read by OpenMP/OpenBLAS/MKL when they load, in Lambda; the
 # service applies the same limit with threadpoolctl where they were loaded before (in-process).
 SCORE_THREADING = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# The Lambda layer a function runs on (layers/build.py builds each from its requirements file):
+# "sklearn" the pickled pipeline's (scikit-learn, scipy, pandas); with [deploy].runtime = "onnx",
+# "onnx" for the functions that only score (onnxruntime, no scikit-learn/scipy) and "exports"
+# for retrain (sklearn's plus the ONNX exporter: a new champion must carry a verified model.onnx).
+LAYERS = ("sklearn", "onnx", "exports")
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,12 @@ class FunctionSpec:
     reserved_concurrency: int | None = None
     provisioned_concurrency: int | None = None
     snap_start: bool = False  # published versions start from a snapshot of the warmed init
+    layer: str = "sklearn"  # one of LAYERS: the dependencies it runs on
+
+    @property
+    def module(self) -> str:
+        """The handler's module (what the layer's bytecode is traced from)."""
+        return self.handler.rsplit(".", 1)[0]
 
     @property
     def s3_list(self) -> tuple[str, ...]:
@@ -128,6 +140,14 @@ class Topology:
     fanout_max_concurrency: int = 100
     fanout_staging_prefix: str = FANOUT_STAGING_PREFIX
 
+    @property
+    def layers(self) -> dict[str, tuple[str, ...]]:
+        """Each layer in use -> the functions that run on it (in topology order)."""
+        out: dict[str, tuple[str, ...]] = {}
+        for name, spec in self.functions.items():
+            out[spec.layer] = (*out.get(spec.layer, ()), name)
+        return out
+
 
 def describe(
     config: SkyliftConfig, *, config_path_in_asset: str = CONFIG_FILE_IN_ASSET
@@ -138,6 +158,10 @@ def describe(
     model_prefix = f"{s.models_prefix}{name}/"
     stream = config.api.capture_stream or f"skylift-{name}-capture"
     signing = config.signing_key is not None
+    onnx = config.deploy.runtime == "onnx"
+    # score, batch and the fan-out steps only score: model.onnx on onnxruntime. Monitor reads
+    # captures and reports, and keeps the pickle's layer, as retrain (which also exports).
+    scoring_layer = "onnx" if onnx else "sklearn"
     common = {
         "SKYLIFT_CONFIG": config_path_in_asset,
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
@@ -158,6 +182,7 @@ def describe(
             reserved_concurrency=config.api.reserved_concurrency,
             provisioned_concurrency=config.api.provisioned_concurrency,
             snap_start=config.score_snap_start,
+            layer=scoring_layer,
         ),
         "batch": FunctionSpec(
             name="batch",
@@ -169,6 +194,7 @@ def describe(
             s3_read=(model_prefix, s.incoming_prefix, s.predictions_prefix),
             s3_write=(s.predictions_prefix, s.quarantine_prefix),
             kms_verify=signing,
+            layer=scoring_layer,
         ),
         "fanout": FunctionSpec(
             name="fanout",
@@ -181,6 +207,7 @@ def describe(
             s3_write=(s.predictions_prefix, s.quarantine_prefix, FANOUT_STAGING_PREFIX),
             s3_delete=(FANOUT_STAGING_PREFIX,),
             kms_verify=signing,
+            layer=scoring_layer,
         ),
         "retrain": FunctionSpec(
             name="retrain",
@@ -193,6 +220,7 @@ def describe(
             s3_write=(model_prefix, f"{s.reports_prefix}retrain/"),
             kms_sign=signing,
             kms_verify=signing,
+            layer="exports" if onnx else "sklearn",
         ),
         "monitor": FunctionSpec(
             name="monitor",

@@ -1,7 +1,8 @@
-"""The four Lambda functions (and the layer), each with only the S3 prefixes it uses."""
+"""The Lambda functions (and their layers), each with only the S3 prefixes it uses."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,15 @@ from infrastructure.components.retention import log_retention
 from infrastructure.nag import acknowledge, acknowledge_object_wildcards
 from skylift.config import SkyliftConfig
 from skylift.topology import FunctionSpec, Topology
+
+# What each layer of skylift.topology.LAYERS holds (the layer's description in the console).
+LAYER_DESCRIPTIONS = {
+    "sklearn": "skylift runtime: scikit-learn, pandas, numpy, scipy, powertools",
+    "onnx": "skylift onnx runtime: onnxruntime, numpy, pandas, powertools (no scikit-learn)",
+    "exports": "skylift runtime with the ONNX exporter: scikit-learn, skl2onnx, onnxruntime",
+}
+# Construct ids: the sklearn layer keeps the id it always had (no replacement on update).
+LAYER_IDS = {"sklearn": "Runtime", "onnx": "RuntimeOnnx", "exports": "RuntimeExports"}
 
 RUNTIMES = {
     "3.11": lambda_.Runtime.PYTHON_3_11,
@@ -36,7 +46,7 @@ class Functions(Construct):
         topology: Topology,
         bucket: s3.IBucket,
         code_dir: Path,
-        layer_dir: Path | None,
+        layer_dirs: Mapping[str, Path],
     ) -> None:
         super().__init__(scope, id)
         self.functions: dict[str, lambda_.Function] = {}
@@ -46,17 +56,18 @@ class Functions(Construct):
             if deploy.architecture == "arm64"
             else lambda_.Architecture.X86_64
         )
-        layer = None
+        # One layer per kind the functions run on ([deploy].runtime picks them in topology).
+        self.layers: dict[str, lambda_.LayerVersion] = {}
         if deploy.packaging == "layer":
-            assert layer_dir is not None
-            layer = lambda_.LayerVersion(
-                self,
-                "Runtime",
-                code=lambda_.Code.from_asset(str(layer_dir)),
-                compatible_runtimes=[RUNTIMES[deploy.python_version]],
-                compatible_architectures=[architecture],
-                description="skylift runtime: scikit-learn, pandas, numpy, scipy, powertools",
-            )
+            for kind in topology.layers:
+                self.layers[kind] = lambda_.LayerVersion(
+                    self,
+                    LAYER_IDS[kind],
+                    code=lambda_.Code.from_asset(str(layer_dirs[kind])),
+                    compatible_runtimes=[RUNTIMES[deploy.python_version]],
+                    compatible_architectures=[architecture],
+                    description=LAYER_DESCRIPTIONS[kind],
+                )
         # X-Ray's PutTraceSegments/PutTelemetryRecords accept no resource ARN: their "*" sits in
         # a policy of its own, acknowledged there, so a "*" added to a function's own policy
         # still fails the synth (Tracing.ACTIVE would put it in every role's DefaultPolicy).
@@ -108,7 +119,7 @@ class Functions(Construct):
                     runtime=RUNTIMES[deploy.python_version],
                     handler=spec.handler,
                     code=lambda_.Code.from_asset(str(code_dir)),
-                    layers=[layer] if layer else [],
+                    layers=[self.layers[spec.layer]],
                     snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
                     if spec.snap_start
                     else None,

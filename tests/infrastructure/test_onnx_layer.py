@@ -16,6 +16,21 @@ def _pins(name: str) -> dict[str, str]:
     return dict(line.split("==") for line in text.splitlines() if "==" in line)
 
 
+def test_exports_requirements_are_the_sklearn_layer_plus_the_onnx_exporter():
+    """The retrain function's layer (runtime = onnx): registration converts with skl2onnx and
+    verifies with the onnxruntime the score function runs, at the versions training used."""
+    from importlib.metadata import version
+
+    exports, sklearn, onnx = (
+        _pins(n) for n in ("requirements-exports.txt", "requirements.txt", "requirements-onnx.txt")
+    )
+    assert {p: v for p, v in exports.items() if p in sklearn} == sklearn
+    assert set(exports) - set(sklearn) == {"skl2onnx", "onnx", "onnxruntime"}
+    assert exports["onnxruntime"] == onnx["onnxruntime"]
+    for package in ("skl2onnx", "onnx", "onnxruntime"):
+        assert exports[package] == version(package), package
+
+
 def test_onnx_requirements_hold_no_sklearn_and_share_the_sklearn_layer_pins():
     from importlib.metadata import version
 
@@ -28,10 +43,17 @@ def test_onnx_requirements_hold_no_sklearn_and_share_the_sklearn_layer_pins():
 
 
 def test_the_onnx_layer_has_its_own_cache_key_and_the_config_picks_it():
-    from layers.build import ONNX_REQUIREMENTS, REQUIREMENTS, layer_directory, requirements_for
+    from layers.build import (
+        EXPORTS_REQUIREMENTS,
+        ONNX_REQUIREMENTS,
+        REQUIREMENTS,
+        layer_directory,
+        requirements_for,
+    )
 
     assert requirements_for("onnx") == ONNX_REQUIREMENTS
     assert requirements_for("sklearn") == REQUIREMENTS
+    assert requirements_for("exports") == EXPORTS_REQUIREMENTS
     assert layer_directory("3.12", "x86_64", ONNX_REQUIREMENTS) != layer_directory(
         "3.12", "x86_64", REQUIREMENTS
     )
@@ -40,6 +62,7 @@ def test_the_onnx_layer_has_its_own_cache_key_and_the_config_picks_it():
 def test_the_onnx_layer_as_built_scores_without_sklearn(churn_onnx_bundle, churn_config, tmp_path):
     from infrastructure.packaging import stage_code_asset
     from layers.build import ONNX_REQUIREMENTS, build_layer, is_built, layer_directory
+    from layers.bytecode import SCORING_HANDLER_MODULES
     from layers.interpreter import find_interpreter
 
     deploy = churn_config.deploy
@@ -47,7 +70,11 @@ def test_the_onnx_layer_as_built_scores_without_sklearn(churn_onnx_bundle, churn
         pytest.skip("the onnx layer is not built: python -m benchmarks.exports builds it")
     code = stage_code_asset(churn_config)
     layer = build_layer(
-        deploy.python_version, deploy.architecture, requirements=ONNX_REQUIREMENTS, code_dir=code
+        deploy.python_version,
+        deploy.architecture,
+        requirements=ONNX_REQUIREMENTS,
+        code_dir=code,
+        handlers=SCORING_HANDLER_MODULES,
     )
     assert not (layer.path / "python" / "onnxruntime" / "transformers").exists()  # trimmed
     churn_onnx_bundle.save(tmp_path)
