@@ -33,8 +33,10 @@ bench: $(STAMP)
 synth: $(STAMP)
 	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx cdk synth --quiet
 
+# Both examples: the onnx one adds the score functions' onnx layer and retrain's exports layer.
 layer: $(STAMP)
 	$(BIN)/python -m layers.build
+	$(BIN)/python -m layers.build --config examples/churn/skylift-onnx.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -12,6 +12,7 @@ import (no valid bytecode shipped) or a handler error fails the test.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -29,7 +30,7 @@ from tests.helpers import create_signing_key, load_event
 # this interpreter's standard library stands in for).
 RUNNER = textwrap.dedent(
     """
-    import importlib.machinery, json, sys
+    import importlib.machinery, importlib.util, json, sys
     task, layer, runtime, module, event_path = sys.argv[1:6]
     compiled = []
     _source_to_code = importlib.machinery.SourceFileLoader.source_to_code
@@ -44,8 +45,11 @@ RUNNER = textwrap.dedent(
     hooks = run_snapshot_then_restore()  # what Lambda does for a SnapStart version
     reply = handler(json.load(open(event_path)), None)
     banned = [m for m in ("moto", "requests", "rich", "click", "pytest") if m in sys.modules]
+    watched = ("sklearn", "scipy", "pandas", "joblib", "onnxruntime", "skl2onnx")
     print("RESULT " + json.dumps({
         "reply": reply,
+        "imported": [m for m in watched if m in sys.modules],
+        "importable": [m for m in watched if importlib.util.find_spec(m) is not None],
         "hooks": hooks,
         "banned": banned,
         "compiled": [p for p in compiled if p.startswith((task, layer))],
@@ -102,9 +106,23 @@ def _provision(endpoint: str, churn_config: Any, churn_frame: Any) -> Iterator[t
     yield endpoint, s3
 
 
-def run(target_python, deployed, runtime, endpoint, module, event, tmp_path, config):
-    """The handler's reply; fails unless it ran from bytecode alone and, for a function with
-    SnapStart, after its before-snapshot and after-restore hooks ran (as Lambda runs them)."""
+def run(
+    target_python,
+    deployed,
+    runtime,
+    endpoint,
+    module,
+    event,
+    tmp_path,
+    config,
+    *,
+    outcome_of: dict[str, Any] | None = None,
+    compiled_from: str | None = None,
+):
+    """The handler's reply; fails unless it ran from bytecode alone (but for sources under
+    ``compiled_from``: a layer shipped without, layers.build.NO_BYTECODE_LAYERS) and, for a
+    function with SnapStart, after its before-snapshot and after-restore hooks ran (as Lambda
+    runs them). ``outcome_of`` receives what else the run saw (modules imported, importable)."""
     task, layer = deployed
     snap_start = module == "functions.score.app" and config.score_snap_start
     event_path = tmp_path / "event.json"
@@ -136,8 +154,11 @@ def run(target_python, deployed, runtime, endpoint, module, event, tmp_path, con
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert result.returncode == 0 and lines, result.stderr[-3000:]
     outcome = json.loads(lines[-1][len("RESULT ") :])
+    if outcome_of is not None:
+        outcome_of.update(outcome)
     assert outcome["banned"] == [] and outcome["paths"] == []
-    assert outcome["compiled"] == [], f"{module} compiled from source: {outcome['compiled']}"
+    compiled = [p for p in outcome["compiled"] if not p.startswith(compiled_from or "\0")]
+    assert compiled == [], f"{module} compiled from source: {compiled}"
     assert outcome["hooks"] == (2 if snap_start else 0)
     return outcome["reply"]
 
@@ -179,6 +200,89 @@ def test_every_handler_runs_from_the_deployed_assets(
 
     monitored = invoke("functions.monitor.app", "eventbridge_monitor_schedule.json")
     assert monitored["report_key"].startswith("reports/monitoring/")
+
+
+@pytest.fixture(scope="module")
+def onnx_config():
+    from skylift.config import load_config
+    from tests.helpers import EXAMPLE_DIR
+
+    return load_config(EXAMPLE_DIR / "skylift-onnx.toml")
+
+
+@pytest.fixture(scope="module")
+def deployed_onnx(onnx_config, tmp_path_factory):
+    """The runtime = onnx artifact: the code, and each function's layer as the stack attaches it."""
+    from layers.artifact import LayerNotBuiltError, deployed_artifact
+
+    try:
+        return deployed_artifact(onnx_config, tmp_path_factory.mktemp("lambda-onnx"))
+    except LayerNotBuiltError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="module")
+def aws_onnx(onnx_config, churn_frame):
+    with local_aws(set_environ=False) as local:
+        yield from _provision(local.endpoint_url, onnx_config, churn_frame)
+
+
+def test_onnx_runtime_retrains_with_an_export_and_scores_without_sklearn(
+    target_python, deployed_onnx, runtime, aws_onnx, onnx_config, churn_frame, tmp_path
+):
+    """retrain (exports layer) registers a verified model.onnx; score and batch (onnx layer)
+    serve it with neither scikit-learn nor scipy in the layer, from bytecode alone."""
+    endpoint, s3 = aws_onnx
+    bucket = onnx_config.storage.bucket
+    layers = deployed_onnx.layers
+    assert layers["score"] == layers["batch"] == layers["fanout"] != layers["retrain"]
+
+    def invoke(function: str, module: str, event: dict[str, Any], seen: dict[str, Any]):
+        deployed = (deployed_onnx.task, layers[function])
+        # The exports layer ships no bytecode (it would not fit): retrain compiles its imports.
+        compiled_from = str(layers[function]) if function == "retrain" else None
+        args = (endpoint, module, event, tmp_path, onnx_config)
+        return run(
+            target_python, deployed, runtime, *args, outcome_of=seen, compiled_from=compiled_from
+        )
+
+    seen: dict[str, Any] = {}
+    retrained = invoke(
+        "retrain", "functions.retrain.app", load_event("eventbridge_retrain_schedule.json"), seen
+    )
+    assert retrained["status"] == "succeeded" and retrained["promoted"], retrained
+    assert {"sklearn", "skl2onnx", "onnxruntime"} <= set(seen["imported"])
+    version = 1  # the first model of a fresh registry
+    prefix = f"{onnx_config.storage.models_prefix}churn/versions/{version}/"
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read())
+    onnx_check = manifest["exports"]["onnx"]
+    assert onnx_check["verified"] and onnx_check["max_abs_diff"] <= onnx_check["tolerance"]
+    exported = s3.get_object(Bucket=bucket, Key=prefix + "model.onnx")["Body"].read()
+    assert hashlib.sha256(exported).hexdigest() == onnx_check["sha256"]
+
+    lean = {"sklearn", "scipy", "joblib", "skl2onnx"}
+    for event_file in ("api_health.json", "api_predict.json"):
+        seen = {}
+        reply = invoke("score", "functions.score.app", load_event(event_file), seen)
+        assert reply["statusCode"] == 200, reply
+        assert "onnxruntime" in seen["imported"]
+        assert not lean & set(seen["imported"]) and not lean & set(seen["importable"]), seen
+    body = json.loads(reply["body"])
+    assert body["predictions"] and body["model_version"] == version
+
+    key = "incoming/onnx/customers.csv"
+    payload = churn_frame.head(20).drop(columns=["churned"]).to_csv(index=False).encode()
+    etag = s3.put_object(Bucket=bucket, Key=key, Body=payload)["ETag"].strip('"')
+    event = load_event("sqs_s3_object_created.json")
+    notification = json.loads(event["Records"][0]["body"])
+    notification["Records"][0]["s3"]["object"].update(key=key, eTag=etag, size=len(payload))
+    event["Records"][0]["body"] = json.dumps(notification)
+    seen = {}
+    assert invoke("batch", "functions.batch.app", event, seen) == {"batchItemFailures": []}
+    assert "onnxruntime" in seen["imported"]
+    assert not lean & set(seen["imported"]) and not lean & set(seen["importable"]), seen
+    written = s3.get_object(Bucket=bucket, Key="predictions/onnx/customers.csv.manifest.json")
+    assert json.loads(written["Body"].read())["rows_scored"] == 20
 
 
 LOAD_SHARED_OBJECTS = textwrap.dedent(
