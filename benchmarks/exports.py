@@ -48,6 +48,36 @@ print(200)
 """
 
 
+# What pandas costs the onnx runtime's cold start (the API still validates into a DataFrame):
+# import time and peak RSS of `import pandas` after what the onnx path imports anyway.
+PANDAS_CHILD = """
+import resource, sys, time
+sys.path[:0] = {paths!r}
+import numpy, onnxruntime, pydantic, boto3
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+import pandas
+took = (time.perf_counter() - started) * 1000
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(f"{{took}} {{(after - before) / 1024}} {{after / 1024}}")
+print(200)
+"""
+
+
+def run_pandas_child(python: str, code: str) -> tuple[float, float, float]:
+    """(import pandas ms, RSS it adds MB, peak RSS MB) in a fresh interpreter."""
+    result = subprocess.run(
+        [python, "-I", "-S", "-B", "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"child failed:\n{result.stderr[-2000:]}")
+    took, added, peak = result.stdout.split()[:3]
+    return float(took), float(added), float(peak)
+
+
 def run_child(python: str, code: str) -> float:
     started = time.perf_counter()
     result = subprocess.run(
@@ -117,6 +147,10 @@ def main() -> int:
         for _ in range(RUNS):
             for runtime, child in children.items():
                 cold[runtime].append(run_child(python, child))
+        onnx_path = [str(code), str(layers["onnx"].path / "python")]
+        pandas_runs = [
+            run_pandas_child(python, PANDAS_CHILD.format(paths=onnx_path)) for _ in range(RUNS)
+        ]
         onnx_bundle = ModelBundle.load_onnx(
             (Path(tmp) / "model.onnx").read_bytes(), (Path(tmp) / "manifest.json").read_text()
         )
@@ -154,6 +188,18 @@ def main() -> int:
         sk, ox = latency["sklearn"][measure], latency["onnx"][measure]
         fmt = ".0f" if "rows/s" in measure else ".2f"
         lines.append(f"| {measure} | {sk:{fmt}} | {ox:{fmt}} | {ox / sk:.2f} | |")
+    pandas_ms, pandas_rss, peak_rss = (
+        statistics.median(run[i] for run in pandas_runs) for i in range(3)
+    )
+    lines += [
+        "",
+        f"pandas in the onnx cold start: `import pandas` after numpy, onnxruntime, pydantic and "
+        f"boto3 takes {pandas_ms:.0f} ms ({pandas_ms / cold_ms['onnx']:.0%} of the onnx cold "
+        f"start) and adds {pandas_rss:.0f} MB of peak RSS (to {peak_rss:.0f} MB).",
+        f"Retrain's layer under runtime = onnx (sklearn + skl2onnx, onnx, onnxruntime; no "
+        f"bytecode): {built['exports'].unzipped_bytes / 2**20:.1f} MB + code "
+        f"{built['exports'].code_bytes / 2**20:.1f} MB of Lambda's 250 MB.",
+    ]
     append("exports: onnx runtime vs sklearn runtime", lines)
     return 0
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from skylift.bundle import Manifest, no_verified_onnx
 from skylift.config import RetrainConfig
 from skylift.schema import FeatureSchema
 
@@ -20,7 +21,9 @@ __all__ = [
     "SharedHoldout",
     "decide",
     "schema_compatible",
+    "servable",
     "shared_holdout",
+    "with_check",
 ]
 
 MAX_EXCLUSION_REASONS = 10  # distinct reasons the report lists (the counts stay exact)
@@ -112,6 +115,27 @@ def shared_holdout(
         excluded=len(holdout) - len(index),
         exclusions=dict(reasons.most_common(MAX_EXCLUSION_REASONS)),
     )
+
+
+def servable(manifest: Manifest, runtime: str) -> GateCheck:
+    """With [deploy].runtime = "onnx" the functions load model.onnx: a challenger without a
+    verified export would leave them nothing to serve (the registry refuses it too)."""
+    if runtime != "onnx":
+        return GateCheck("onnx export", True, "runtime sklearn: the pickle is served")
+    if manifest.exports is not None and manifest.exports.onnx_verified:
+        return GateCheck("onnx export", True, manifest.exports.onnx.summary())  # type: ignore[union-attr]
+    return GateCheck("onnx export", False, no_verified_onnx(manifest))
+
+
+def with_check(decision: GateDecision, check: GateCheck) -> GateDecision:
+    """``decision`` with one more check; a failed one stops the promotion, named first."""
+    checks = [*decision.checks, check]
+    if check.passed:
+        return GateDecision(decision.promote, decision.reason, checks)
+    reason = f"{check.name}: {check.detail}"
+    if not decision.promote:
+        reason = f"{reason}; {decision.reason}"
+    return GateDecision(False, reason, checks)
 
 
 def decide(

@@ -29,7 +29,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from skylift import aws
-from skylift.bundle import MANIFEST_FILE, MODEL_FILE, ONNX_FILE, Manifest, ModelBundle
+from skylift.bundle import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    ONNX_FILE,
+    Manifest,
+    ModelBundle,
+    no_verified_onnx,
+)
 from skylift.registry_types import (
     AliasNotFoundError,
     AliasRecord,
@@ -37,6 +44,7 @@ from skylift.registry_types import (
     BucketNotFoundError,
     ConcurrentUpdateError,
     ModelNotFoundError,
+    NotServableError,
     RegistryError,
     VersionNotFoundError,
 )
@@ -80,12 +88,16 @@ class ModelRegistry:
         s3_client: Any | None = None,
         endpoint_url: str | None = None,
         signing: KmsSigning | None = None,
+        serving_runtime: str = "sklearn",
     ) -> None:
         self.bucket = bucket
         self.name = name
         self._root = f"{prefix}{name}/"
         self._s3 = s3_client or aws.client("s3", endpoint_url=endpoint_url)
         self.signing = signing  # None: versions are neither signed nor checked for a signature
+        # [deploy].runtime: with "onnx", promote and rollback refuse a version the score and
+        # batch functions could not load (no verified model.onnx), whatever path asks.
+        self.serving_runtime = serving_runtime
 
     def close_connections(self) -> None:
         """Drop pooled HTTP connections (after a SnapStart restore they are dead); the client
@@ -113,6 +125,7 @@ class ModelRegistry:
             s3_client=s3_client,
             endpoint_url=endpoint_url,
             signing=signing,
+            serving_runtime=config.deploy.runtime,
         )
 
     @property
@@ -309,7 +322,7 @@ class ModelRegistry:
         promotion conditional on what the caller evaluated against: a retrain that compared
         its challenger with champion v3 fails with ConcurrentUpdateError if v4 won meanwhile.
         """
-        self.describe(version)  # only complete versions can be promoted
+        self._check_servable(self.describe(version))  # only complete versions, that can serve
         read = self._read_alias(alias)
         current = read.state.version if read.state else None
         if expected_current is not ... and expected_current != current:
@@ -342,6 +355,14 @@ class ModelRegistry:
         logger.info("%s/%s -> version %s (was %s)", self.name, alias, version, current)
         return state
 
+    def _check_servable(self, manifest: Manifest) -> None:
+        if self.serving_runtime == "onnx" and not (
+            manifest.exports is not None and manifest.exports.onnx_verified
+        ):
+            raise NotServableError(
+                f"refusing to point an alias at it: {no_verified_onnx(manifest)}"
+            )
+
     def rollback(
         self, alias: str = DEFAULT_ALIAS, *, reason: str = "rollback", actor: str = ""
     ) -> AliasState:
@@ -355,6 +376,7 @@ class ModelRegistry:
                 f"{alias} of {self.name} has no earlier version to roll back to "
                 f"(it has only ever named version {read.state.version})"
             )
+        self._check_servable(self.describe(previous.version))
         # The rolled-back-from entry moves into history; the restored entry leaves it.
         rest = list(read.state.history)
         rest.remove(previous)

@@ -16,6 +16,7 @@ __all__ = [
     "BucketNotFoundError",
     "ConcurrentUpdateError",
     "ModelNotFoundError",
+    "NotServableError",
     "RegistryError",
     "VersionNotFoundError",
 ]
@@ -23,6 +24,11 @@ __all__ = [
 
 class RegistryError(SkyliftError):
     """Base class of registry errors."""
+
+
+class NotServableError(RegistryError):
+    """The version cannot run on the functions' runtime ([deploy].runtime = "onnx" and no
+    verified model.onnx): an alias is never pointed at it."""
 
 
 class BucketNotFoundError(RegistryError):

@@ -16,7 +16,15 @@ import pandas as pd
 
 from skylift.bundle import TrainingDataRef
 from skylift.config import SkyliftConfig
-from skylift.gate import GateCheck, GateDecision, decide, schema_compatible, shared_holdout
+from skylift.gate import (
+    GateCheck,
+    GateDecision,
+    decide,
+    schema_compatible,
+    servable,
+    shared_holdout,
+    with_check,
+)
 from skylift.registry import AliasNotFoundError, ConcurrentUpdateError, ModelRegistry
 from skylift.reports import HoldoutInfo, ModelResult, RetrainDecision, RetrainReport, RunLimits
 from skylift.training import (
@@ -132,6 +140,7 @@ def retrain(
                     champion.model, shared.champion, target, config, report.warnings
                 )
             decision = decide(challenger_metrics, champion_metrics, config.retrain, schema_check)
+        decision = with_check(decision, servable(challenger.manifest, config.deploy.runtime))
         promoted = False
         if decision.promote:
             try:

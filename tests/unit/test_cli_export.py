@@ -78,3 +78,16 @@ def test_exported_duckdb_sql_scores_the_table_like_the_pipeline(
     expected = churn_onnx_bundle.model.predict_proba(customers)[:, 1]
     actual = scored.loc[customers["customer_id"], "output_probability.1"].to_numpy()
     assert np.abs(actual - expected).max() <= 1e-9
+
+
+def test_promote_refuses_a_version_the_onnx_runtime_cannot_serve(
+    s3, churn_config, versions, monkeypatch
+):
+    _portable, example = versions
+    monkeypatch.setenv("SKYLIFT_DEPLOY__RUNTIME", "onnx")
+    result = CliRunner().invoke(
+        cli, ["--config", str(churn_config.config_path), "models", "promote", str(example)]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"version {example} has no verified ONNX export" in result.output
+    assert "Traceback" not in result.output

@@ -106,3 +106,74 @@ print(",".join(heavy) or "none")
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "none"
+
+
+# ---- refusing a champion the onnx runtime cannot serve -------------------------------------------
+
+
+def _onnx(config):
+    return config.model_copy(
+        update={"deploy": config.deploy.model_copy(update={"runtime": "onnx"})}
+    )
+
+
+def test_the_api_answers_503_naming_the_missing_export(registry, churn_config, churn_bundle):
+    """A champion promoted without a verified model.onnx (before runtime = onnx was set): the
+    score function answers a clear 503, on every route that needs the model."""
+    from skylift.serving import build_service
+    from tests.helpers import RECORD, api_event, assert_error_shape, call, predict_event
+
+    version = registry.register(churn_bundle).version
+    registry.promote(version)  # this registry serves the pickle: nothing stops it here
+    config = _onnx(churn_config).model_copy(
+        update={"api": churn_config.api.model_copy(update={"capture_stream": None})}
+    )
+    holder = ModelHolder(registry, 30.0, runtime="onnx")
+    service = build_service(config, holder, namespace="Skylift", service_name="skylift")
+    for event in (
+        predict_event({"records": [RECORD]}),
+        api_event("GET", "/health", content_type=None),
+    ):
+        status, body, _ = call(service, event)
+        assert_error_shape(body)
+        assert (status, body["error"]["code"]) == (503, "model_unavailable")
+        assert f"version {version} has no verified ONNX export" in body["error"]["message"]
+        assert 'runtime = "sklearn"' in body["error"]["message"]
+
+
+def test_the_registry_of_an_onnx_deployment_refuses_to_promote_or_roll_back_to_a_pickle(
+    s3, churn_config, churn_bundle, churn_onnx_bundle
+):
+    from skylift.registry import ModelRegistry
+    from skylift.registry_types import NotServableError
+
+    registry = ModelRegistry.from_config(_onnx(churn_config), s3_client=s3)
+    assert registry.serving_runtime == "onnx"
+    pickle_only = registry.register(churn_bundle).version
+    with pytest.raises(NotServableError, match=rf"version {pickle_only} has no verified ONNX"):
+        registry.promote(pickle_only)
+    # an earlier champion without an export, promoted while the runtime was sklearn
+    ModelRegistry.from_config(churn_config, s3_client=s3).promote(pickle_only)
+    portable = registry.register(churn_onnx_bundle).version
+    registry.promote(portable)
+    with pytest.raises(NotServableError, match=rf"version {pickle_only} has no verified ONNX"):
+        registry.rollback()
+    assert registry.resolve("champion") == portable  # refused: the alias did not move
+
+
+def test_retrain_of_an_onnx_deployment_does_not_promote_a_challenger_without_export(
+    s3, churn_config, churn_frame, registry
+):
+    """The example pipeline does not convert: registered, gate refuses, reason says why."""
+    from skylift.retraining import retrain
+
+    s3.put_object(
+        Bucket=churn_config.storage.bucket,
+        Key=churn_config.storage.training_prefix + "churn.csv",
+        Body=churn_frame.to_csv(index=False).encode(),
+    )
+    report = retrain(_onnx(churn_config), s3)
+    assert report.status == "succeeded" and not report.decision.promoted
+    assert report.decision.reason.startswith("onnx export: model churn version 1 has no verified")
+    assert [c["name"] for c in report.decision.checks if not c["passed"]] == ["onnx export"]
+    assert [m.version for m in registry.list_versions()] == [1]
