@@ -51,21 +51,23 @@ print(200)
 # What pandas costs the onnx runtime's cold start (the API still validates into a DataFrame):
 # import time and peak RSS of `import pandas` after what the onnx path imports anyway.
 PANDAS_CHILD = """
-import resource, sys, time
+import os, sys, time
 sys.path[:0] = {paths!r}
+def rss_mb():  # resident now (not the peak: onnxruntime's load peaks before pandas)
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 import numpy, onnxruntime, pydantic, boto3
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = rss_mb()
 started = time.perf_counter()
 import pandas
 took = (time.perf_counter() - started) * 1000
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(f"{{took}} {{(after - before) / 1024}} {{after / 1024}}")
+after = rss_mb()
+print(f"{{took}} {{after - before}} {{after}}")
 print(200)
 """
 
 
 def run_pandas_child(python: str, code: str) -> tuple[float, float, float]:
-    """(import pandas ms, RSS it adds MB, peak RSS MB) in a fresh interpreter."""
+    """(import pandas ms, RSS it adds MB, RSS after MB) in a fresh interpreter."""
     result = subprocess.run(
         [python, "-I", "-S", "-B", "-c", code],
         capture_output=True,
@@ -195,7 +197,7 @@ def main() -> int:
         "",
         f"pandas in the onnx cold start: `import pandas` after numpy, onnxruntime, pydantic and "
         f"boto3 takes {pandas_ms:.0f} ms ({pandas_ms / cold_ms['onnx']:.0%} of the onnx cold "
-        f"start) and adds {pandas_rss:.0f} MB of peak RSS (to {peak_rss:.0f} MB).",
+        f"start) and adds {pandas_rss:.0f} MB of resident memory (to {peak_rss:.0f} MB).",
         f"Retrain's layer under runtime = onnx (sklearn + skl2onnx, onnx, onnxruntime; no "
         f"bytecode): {built['exports'].unzipped_bytes / 2**20:.1f} MB + code "
         f"{built['exports'].code_bytes / 2**20:.1f} MB of Lambda's 250 MB.",
