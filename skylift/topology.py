@@ -64,6 +64,12 @@ API_ROUTES = (
     Route("GET", "/openapi.json"),
 )
 
+# The REST API's binaryMediaTypes: every request body reaches the function base64-encoded, as
+# sent. API Gateway picks binary by Content-Type, not Content-Encoding, so without "*/*" a
+# gzip-compressed application/json body would be decoded as UTF-8 text on the way (and
+# mangled); the function decodes base64 and gzip itself (skylift.serving.screening).
+API_BINARY_MEDIA_TYPES = ("*/*",)
+
 
 @dataclass(frozen=True)
 class Schedule:

@@ -163,65 +163,36 @@ def _grant_prefixes(
     of its own whose object wildcards are acknowledged on it alone: a write added on a prefix
     the function only reads, or any new wildcard in its role, fails the synth."""
     assert function.role is not None
+    role = function.role
+
+    def grant(
+        kind: str,
+        prefixes: tuple[str, ...],
+        actions: list[str],
+        does: str,
+        *extra: iam.PolicyStatement,
+    ) -> iam.Policy:
+        objects = [bucket.arn_for_objects(f"{p}*") for p in prefixes]
+        statement = iam.PolicyStatement(actions=actions, resources=objects)
+        policy = iam.Policy(
+            scope, f"{name.title()}{kind}", roles=[role], statements=[statement, *extra]
+        )
+        acknowledge_object_wildcards(
+            policy, bucket, prefixes, "The {prefix} objects the " + name + f" function {does}."
+        )
+        return policy
+
     policies = []
     if spec.s3_read:
-        reads = iam.Policy(
-            scope,
-            f"{name.title()}Reads",
-            roles=[function.role],
-            statements=[
-                iam.PolicyStatement(
-                    actions=["s3:GetObject"],
-                    resources=[bucket.arn_for_objects(f"{p}*") for p in spec.s3_read],
-                ),
-                iam.PolicyStatement(
-                    actions=["s3:ListBucket"],
-                    resources=[bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in spec.s3_list]}},
-                ),
-            ],
+        listing = iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in spec.s3_list]}},
         )
-        acknowledge_object_wildcards(
-            reads, bucket, spec.s3_read, "The {prefix} objects the " + name + " function reads."
-        )
-        policies.append(reads)
+        policies.append(grant("Reads", spec.s3_read, ["s3:GetObject"], "reads", listing))
     if spec.s3_write:
-        writes = iam.Policy(
-            scope,
-            f"{name.title()}Writes",
-            roles=[function.role],
-            statements=[
-                iam.PolicyStatement(
-                    actions=[
-                        "s3:PutObject",
-                        "s3:AbortMultipartUpload",
-                        "s3:ListMultipartUploadParts",
-                    ],
-                    resources=[bucket.arn_for_objects(f"{p}*") for p in spec.s3_write],
-                )
-            ],
-        )
-        acknowledge_object_wildcards(
-            writes, bucket, spec.s3_write, "The {prefix} objects the " + name + " function writes."
-        )
-        policies.append(writes)
+        writing = ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+        policies.append(grant("Writes", spec.s3_write, writing, "writes"))
     if spec.s3_delete:
-        deletes = iam.Policy(
-            scope,
-            f"{name.title()}Deletes",
-            roles=[function.role],
-            statements=[
-                iam.PolicyStatement(
-                    actions=["s3:DeleteObject"],
-                    resources=[bucket.arn_for_objects(f"{p}*") for p in spec.s3_delete],
-                )
-            ],
-        )
-        acknowledge_object_wildcards(
-            deletes,
-            bucket,
-            spec.s3_delete,
-            "The {prefix} objects the " + name + " function cleans up.",
-        )
-        policies.append(deletes)
+        policies.append(grant("Deletes", spec.s3_delete, ["s3:DeleteObject"], "cleans up"))
     return policies

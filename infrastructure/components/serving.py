@@ -11,7 +11,7 @@ from constructs import Construct
 from infrastructure.components.retention import log_retention
 from infrastructure.nag import acknowledge
 from skylift.config import SkyliftConfig
-from skylift.topology import Topology
+from skylift.topology import API_BINARY_MEDIA_TYPES, Topology
 
 STAGE_NAME = "prod"
 
@@ -53,6 +53,7 @@ class Serving(Construct):
             rest_api_name=f"skylift-{topology.model_name}",
             description=f"Scoring API for model {topology.model_name}",
             endpoint_types=[apigw.EndpointType.REGIONAL],
+            binary_media_types=list(API_BINARY_MEDIA_TYPES),
             cloud_watch_role=True,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,

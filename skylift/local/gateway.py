@@ -30,6 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from skylift.topology import API_BINARY_MEDIA_TYPES
+
 __all__ = [
     "CONTROL_PREFIX",
     "ApiGatewayEventConverter",
@@ -50,9 +52,18 @@ CONTROL_TOKEN_HEADER = "x-skylift-control-token"
 # API Gateway answers these itself, before any integration runs.
 FORBIDDEN = {"message": "Forbidden"}
 MISSING_AUTH = {"message": "Missing Authentication Token"}
-# Content types API Gateway passes through as text; anything else goes base64 to the proxy
-# (with binaryMediaTypes "*/*", which is what a scoring API that may get Parquet wants).
-_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded")
+
+
+def is_binary_media_type(content_type: str, binary_media_types: tuple[str, ...]) -> bool:
+    """Whether API Gateway treats ``content_type`` as binary: ``type/subtype`` against the
+    API's binaryMediaTypes, where ``*`` stands for any type or subtype."""
+    media_type = content_type.split(";", 1)[0].strip().lower() or "application/json"
+    kind, _, subtype = media_type.partition("/")
+    for pattern in binary_media_types:
+        want_kind, _, want_subtype = pattern.lower().partition("/")
+        if want_kind in ("*", kind) and want_subtype in ("*", subtype):
+            return True
+    return False
 
 
 @dataclass
@@ -160,15 +171,14 @@ class ApiGatewayEventConverter:
         multi_query = parse_qs(query, keep_blank_values=True) if query else {}
         single_query = {name: values[-1] for name, values in multi_query.items()}
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-        is_text = not body or any(content_type.lower().startswith(t) for t in _TEXT_TYPES)
-        if is_text:
-            try:
-                event_body: str | None = body.decode("utf-8") if body else None
-                encoded = False
-            except UnicodeDecodeError:
-                event_body, encoded = base64.b64encode(body).decode("ascii"), True
-        else:
+        # As the stack's REST API (binaryMediaTypes): a binary type's body goes base64-encoded,
+        # a text one as text (API Gateway would decode it as UTF-8).
+        event_body: str | None = None
+        encoded = False
+        if body and is_binary_media_type(content_type, API_BINARY_MEDIA_TYPES):
             event_body, encoded = base64.b64encode(body).decode("ascii"), True
+        elif body:
+            event_body = body.decode("utf-8", errors="replace")
         now = datetime.now(UTC)
         request_id = str(uuid.uuid4())
         return {

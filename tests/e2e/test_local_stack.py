@@ -78,6 +78,21 @@ def test_predict_scores_records_over_http(stack):
     assert {p["id"] for p in body["predictions"]} == {r["customer_id"] for r in sent}
 
 
+def test_a_gzip_compressed_request_is_scored(stack):
+    import gzip
+
+    sent = records(3)
+    response = call(
+        stack,
+        "POST",
+        "/predict",
+        data=gzip.compress(json.dumps({"records": sent}).encode()),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert response.status_code == 200, response.text
+    assert [p["id"] for p in response.json()["predictions"]] == [r["customer_id"] for r in sent]
+
+
 def test_predict_accepts_mlflow_dataframe_split(stack):
     frame = pd.DataFrame(records(3, seed=3))
     split = json.loads(frame.to_json(orient="split", index=False))

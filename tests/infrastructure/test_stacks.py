@@ -74,6 +74,15 @@ def test_api_routes_require_api_keys_and_have_a_usage_plan(template, template_js
     )
 
 
+def test_the_rest_api_passes_every_body_through_as_sent(template_json):
+    """binaryMediaTypes "*/*": a gzip-compressed JSON body reaches the function base64-encoded,
+    as the local gateway delivers it, instead of being decoded as UTF-8 text on the way."""
+    from skylift.topology import API_BINARY_MEDIA_TYPES
+
+    (api,) = resources(template_json, "AWS::ApiGateway::RestApi").values()
+    assert api["Properties"]["BinaryMediaTypes"] == list(API_BINARY_MEDIA_TYPES) == ["*/*"]
+
+
 def test_batch_queue_dlq_notification_and_partial_failures(template, template_json, churn_config):
     queues = resources(template_json, "AWS::SQS::Queue")
     main = next(q for q in queues.values() if "RedrivePolicy" in q["Properties"])

@@ -16,6 +16,7 @@ from skylift.local.gateway import (
     LambdaContext,
     LocalGateway,
     RouteMatcher,
+    is_binary_media_type,
 )
 
 ROUTES = [("POST", "/predict"), ("GET", "/health")]
@@ -99,8 +100,9 @@ def test_request_becomes_a_rest_proxy_event():
     assert event["resource"] == "/predict"
     assert event["path"] == "/predict"
     assert event["httpMethod"] == "POST"
-    assert event["body"] == '{"records": []}'
-    assert event["isBase64Encoded"] is False
+    # binaryMediaTypes "*/*", as the stack's REST API: every body as sent, base64-encoded
+    assert base64.b64decode(event["body"]) == b'{"records": []}'
+    assert event["isBase64Encoded"] is True
     assert event["queryStringParameters"] == {"a": "2", "b": "x"}
     assert event["multiValueQueryStringParameters"] == {"a": ["1", "2"], "b": ["x"]}
     assert event["headers"]["Content-Type"] == "application/json"
@@ -251,3 +253,36 @@ def test_lambda_context_has_what_handlers_read():
     assert 0 < context.get_remaining_time_in_millis() <= 500
     context._started -= 1  # past the timeout: never negative
     assert context.get_remaining_time_in_millis() == 0
+
+
+@pytest.mark.parametrize(
+    ("content_type", "patterns", "binary"),
+    [
+        ("application/json", ("*/*",), True),
+        ("APPLICATION/JSON; charset=utf-8", ("application/json",), True),
+        ("application/json", ("image/*",), False),
+        ("image/png", ("image/*",), True),
+        ("", ("application/json",), True),  # no Content-Type: API Gateway assumes JSON
+        ("text/csv", (), False),
+    ],
+)
+def test_binary_media_types_match_as_api_gateways_do(content_type, patterns, binary):
+    assert is_binary_media_type(content_type, patterns) is binary
+
+
+def test_a_gzip_body_reaches_the_function_as_sent():
+    """Before: JSON-typed bodies went as text, so gzip bytes (Content-Type application/json,
+    Content-Encoding gzip) were mangled, as the stack's REST API without binaryMediaTypes did."""
+    import gzip
+
+    body = gzip.compress(b'{"records": []}')
+    event = ApiGatewayEventConverter().create_event(
+        "POST",
+        "/predict",
+        "",
+        {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        body,
+        RouteMatcher(ROUTES).match("POST", "/predict"),
+    )
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == body
