@@ -7,13 +7,15 @@ frequencies (the most common ones plus ``__other__``). The profile travels in th
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from skylift.schema import CategoricalFeature, FeatureSchema
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["OTHER", "BaselineProfile", "CategoricalProfile", "NumericProfile"]
 
@@ -40,6 +42,8 @@ class NumericProfile(BaseModel):
     def from_values(
         cls, values: pd.Series | np.ndarray, bins: int = 10, seed: int = 0
     ) -> NumericProfile:
+        import pandas as pd  # lazily: the onnx API path never imports it
+
         array = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype="float64")
         finite = array[np.isfinite(array)]
         count = int(array.size)
@@ -74,6 +78,8 @@ class CategoricalProfile(BaseModel):
 
     @classmethod
     def from_values(cls, values: pd.Series | np.ndarray) -> CategoricalProfile:
+        import pandas as pd  # lazily: the onnx API path never imports it
+
         series = pd.Series(values, dtype=object)
         count = int(series.size)
         present = series.dropna().astype(str)
@@ -106,6 +112,8 @@ class BaselineProfile(BaseModel):
         predictions: pd.Series | np.ndarray | None = None,
         prediction_kind: Literal["numeric", "categorical"] = "numeric",
     ) -> BaselineProfile:
+        import pandas as pd  # lazily: the onnx API path never imports it
+
         features: dict[str, NumericProfile | CategoricalProfile] = {}
         for feature in schema.features:
             column = frame[feature.name]

@@ -24,10 +24,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -43,6 +42,9 @@ from pydantic_core import PydanticCustomError
 from skylift.config_sections import FeatureDeclaration
 from skylift.errors import SkyliftError
 from skylift.schema_columnar import ColumnarValidator, column_values
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "CategoricalFeature",
@@ -110,7 +112,10 @@ class FieldProblem:
 
 @dataclass
 class RecordValidation:
-    frame: pd.DataFrame | None
+    """Validated JSON records: on success ``columns`` holds the features in schema order, one
+    numpy array each (float64 with NaN for a missing number, object for text)."""
+
+    columns: dict[str, np.ndarray] | None
     ids: list[Any]
     errors: list[FieldProblem] = field(default_factory=list)
     flags: list[FieldProblem] = field(default_factory=list)
@@ -118,6 +123,13 @@ class RecordValidation:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @cached_property
+    def frame(self) -> pd.DataFrame | None:
+        """The columns as a DataFrame (imports pandas; the onnx runtime scores the columns)."""
+        import pandas as pd
+
+        return None if self.columns is None else pd.DataFrame(self.columns)
 
 
 @dataclass
@@ -216,7 +228,7 @@ class FeatureSchema(BaseModel):
         return record
 
     def validate_records(self, records: Sequence[Mapping[str, Any]]) -> RecordValidation:
-        """Validate JSON records; on success ``frame`` holds the features in schema order.
+        """Validate JSON records; on success ``columns`` (and ``frame``) hold the features.
 
         Column-wise first (:mod:`skylift.schema_columnar`); any doubtful cell sends the
         request to the pydantic model, which words every problem."""
@@ -228,18 +240,18 @@ class FeatureSchema(BaseModel):
         try:
             parsed = self._records_adapter.validate_python(list(records))
         except ValidationError as exc:
-            return RecordValidation(frame=None, ids=[], errors=_problems(exc))
+            return RecordValidation(columns=None, ids=[], errors=_problems(exc))
         rows = [item.model_dump(by_alias=True) for item in parsed]
         ids = [row.pop(self.id_column, None) for row in rows] if self.id_column else []
-        frame = self._frame_from_rows(rows)
-        return RecordValidation(frame=frame, ids=ids, flags=self.flag_records(frame))
+        columns = self._columns_from_rows(rows)
+        return RecordValidation(columns=columns, ids=ids, flags=self.flag_records(columns))
 
     @cached_property
     def _columnar(self) -> ColumnarValidator:
         return ColumnarValidator(self)
 
-    def _frame_from_rows(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
-        data: dict[str, Any] = {}
+    def _columns_from_rows(self, rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        data: dict[str, np.ndarray] = {}
         for feature in self.features:
             values = [row.get(feature.name) for row in rows]
             if isinstance(feature, NumericFeature):
@@ -250,7 +262,7 @@ class FeatureSchema(BaseModel):
                 data[feature.name] = np.array(
                     [np.nan if v is None else v for v in values], dtype=object
                 )
-        return pd.DataFrame(data)
+        return data
 
     def flag_records(self, frame: pd.DataFrame | Mapping[str, np.ndarray]) -> list[FieldProblem]:
         """Allowed-but-unusual values: out of the training range, or an unseen category.
@@ -305,6 +317,8 @@ class FeatureSchema(BaseModel):
         object with NaN for missing) and, for each rejected row, all its reasons joined by '; '.
         Extra columns are ignored; missing feature columns raise SchemaMismatchError.
         """
+        import pandas as pd  # lazily: the onnx API path never imports it
+
         self.check_columns(frame.columns)
         reasons = pd.Series("", index=frame.index, dtype=object)
         clean: dict[str, Any] = {}
@@ -402,6 +416,8 @@ class DeclarationError(SkyliftError, ValueError):
 
 def _text_as_numbers(column: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     """(numbers, blank, not_a_number) for a text column: blank strings are missing values."""
+    import pandas as pd  # lazily: the onnx API path never imports it
+
     objects = column.astype(object)
     missing = objects.isna()
     stripped = objects.map(lambda v: v.strip() if isinstance(v, str) else v)
@@ -440,6 +456,8 @@ def _categorical_feature(name: str, column: pd.Series, nullable: bool) -> Catego
 
 def _infer_feature(name: str, column: pd.Series, warnings: list[str]) -> Feature:
     """One column's feature by its values; ambiguous columns add a warning."""
+    import pandas as pd  # lazily: the onnx API path never imports it
+
     if pd.api.types.is_bool_dtype(column):
         return _categorical_feature(name, column, bool(column.isna().any()))
     if pd.api.types.is_numeric_dtype(column):
@@ -496,6 +514,8 @@ def _declared_feature(
     warnings: list[str],
 ) -> Feature:
     """The declaration wins over inference; what it leaves unset is inferred."""
+    import pandas as pd  # lazily: the onnx API path never imports it
+
     kind = declared.type
     if kind is None:  # what the declared allowed values imply, else what was inferred
         if declared.categories is not None:

@@ -1,15 +1,15 @@
 """Column-wise record validation: the online API's fast path.
 
 A request's records are turned into one list per feature, each checked at once (the Python
-types present, then numpy for finiteness, declared ranges and whole numbers), and the frame is
-built from those columns. It costs a fraction of a pydantic model per record.
+types present, then numpy for finiteness, declared ranges and whole numbers), and the accepted
+columns are scored as they are (the onnx runtime) or as a DataFrame built from them. No pandas. It costs a fraction of a pydantic model per record.
 
 It only ever *accepts*: a column with any cell it is not sure of (a wrong type, a missing
 required feature, NaN/inf, outside a declared range or category, a fraction for an integer
 feature, an unknown field, a record that is not an object) hands the whole request to the
 pydantic validator (:meth:`FeatureSchema.validate_records`'s exact path), which finds every
 problem and words it. So the errors and their messages are the pydantic path's by
-construction, and the accepted frames are the same (tests/unit/test_schema_columnar.py
+construction, and the accepted columns are the same (tests/unit/test_schema_columnar.py
 compares both paths on every case).
 """
 
@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 if TYPE_CHECKING:
     from skylift.schema import FeatureSchema, RecordValidation
@@ -77,7 +76,7 @@ class ColumnarValidator:
                 if kind is not str and kind is not int and value is not None:
                     return None  # floats, bools: the pydantic path converts or refuses them
         flags = self._schema.flag_records(data)
-        return RecordValidation(frame=pd.DataFrame(data), ids=ids, flags=flags)
+        return RecordValidation(columns=data, ids=ids, flags=flags)
 
 
 def _numeric_column(feature: Any, values: list[Any]) -> np.ndarray | None:
@@ -134,7 +133,7 @@ def _text_column(feature: Any, values: list[Any]) -> np.ndarray | None:
 
 def column_values(column: Any, dtype: str) -> np.ndarray:
     """A frame's column or a plain array as a numpy array of ``dtype`` (float NA as NaN)."""
-    if isinstance(column, pd.Series):
+    if hasattr(column, "to_numpy"):  # a pandas Series (pandas itself is not imported here)
         if dtype == "float64":
             return column.to_numpy(dtype=dtype, na_value=np.nan)
         return column.to_numpy(dtype=dtype)

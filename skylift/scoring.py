@@ -8,13 +8,17 @@ predict() would give, without paying for the model twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from skylift.bundle import ModelBundle
 from skylift.schema import FeatureSchema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from skylift.schema import RecordValidation
 
 __all__ = ["PREDICTION_COLUMN", "PROBABILITY_PREFIX", "Scorer", "Scores"]
 
@@ -32,6 +36,8 @@ class Scores:
         return len(self.predictions)
 
     def to_frame(self, index: pd.Index | None = None) -> pd.DataFrame:
+        import pandas as pd  # lazily: the onnx API path never imports it
+
         data: dict[str, Any] = {PREDICTION_COLUMN: self.predictions}
         if self.probabilities is not None and self.classes is not None:
             for position, label in enumerate(self.classes):
@@ -81,15 +87,29 @@ class Scorer:
     def score(self, features: pd.DataFrame) -> Scores:
         """Score validated features (extra columns are ignored, order is the schema's)."""
         frame = features[self._columns] if list(features.columns) != self._columns else features
-        if len(frame) == 0:
+        return self._predict(frame, len(frame))
+
+    def score_records(self, validation: RecordValidation) -> Scores:
+        """Score what :meth:`FeatureSchema.validate_records` accepted: its columns as they are
+        for a model that takes them (model.onnx: the API path never imports pandas), else the
+        DataFrame built from them, as the pipeline was fitted on."""
+        columns = validation.columns
+        assert columns is not None, "score_records needs an accepted validation"
+        if getattr(self.model, "takes_columns", False):
+            return self._predict(columns, len(next(iter(columns.values()), ())))
+        assert validation.frame is not None
+        return self.score(validation.frame)
+
+    def _predict(self, inputs: Any, rows: int) -> Scores:
+        if rows == 0:
             empty_proba = np.empty((0, len(self.classes or []))) if self._use_proba else None
             return Scores(np.empty(0, dtype=object), empty_proba, self.classes)
         if self._use_proba:
-            probabilities = np.asarray(self.model.predict_proba(frame), dtype="float64")
+            probabilities = np.asarray(self.model.predict_proba(inputs), dtype="float64")
             labels = np.asarray(self.classes, dtype=object)
             predictions = labels[probabilities.argmax(axis=1)]
             return Scores(_plain_array(predictions), probabilities, self.classes)
-        predictions = np.asarray(self.model.predict(frame))
+        predictions = np.asarray(self.model.predict(inputs))
         return Scores(_plain_array(predictions), None, None)
 
     def warm(self) -> None:
@@ -97,8 +117,8 @@ class Scorer:
         whatever the estimator imports or caches on its first call happens now (during init,
         before a SnapStart snapshot), not on the first request."""
         validation = self.schema.validate_records([self.schema.example_record()])
-        if validation.frame is not None:
-            self.score(validation.frame)
+        if validation.columns is not None:
+            self.score_records(validation)
 
     def score_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """Predictions (and ``probability_<class>`` columns) indexed like ``features``."""

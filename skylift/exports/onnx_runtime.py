@@ -79,7 +79,10 @@ def _text(value: Any) -> str:
 
 class OnnxEstimator:
     """model.onnx behind the estimator interface the Scorer calls (predict_proba / predict),
-    so the API and batch score through the same code on either runtime."""
+    so the API and batch score through the same code on either runtime. It takes a DataFrame
+    (batch) or the validated columns by name (the API: no pandas)."""
+
+    takes_columns = True  # Scorer.score_records passes the validated columns as they are
 
     def __init__(self, data: bytes, *, task: str, classes: list[Any] | None) -> None:
         self.runtime = OnnxModel(data, task=task)
@@ -87,7 +90,8 @@ class OnnxEstimator:
             self.classes_ = np.asarray(classes, dtype=object)
 
     def _columns(self, frame: Any) -> dict[str, np.ndarray]:
-        return {name: frame[name].to_numpy() for name in self.runtime.inputs}
+        columns = {name: frame[name] for name in self.runtime.inputs}
+        return {n: c.to_numpy() if hasattr(c, "to_numpy") else c for n, c in columns.items()}
 
     def predict_proba(self, frame: Any) -> np.ndarray:
         return self.runtime.run(self._columns(frame))

@@ -242,9 +242,8 @@ class ScoringService:
                 f"{scorer.name} version {scorer.version}; nothing was scored",
                 [Detail(p.record, p.field, p.problem) for p in validation.errors],
             )
-        assert validation.frame is not None
         with self._threads():
-            scores = scorer.score(validation.frame)
+            scores = scorer.score_records(validation)
         ids = validation.ids if scorer.schema.id_column else None
         if ids:
             _check_ids(ids, scorer.schema.id_column or "")

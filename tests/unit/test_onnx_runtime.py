@@ -83,7 +83,8 @@ def test_save_writes_model_onnx(tmp_path, churn_onnx_bundle):
 
 
 def test_the_onnx_runtime_imports_neither_sklearn_nor_scipy(tmp_path, churn_onnx_bundle):
-    """Score through the Scorer, as the functions do, in a fresh interpreter."""
+    """Score records through the Scorer, as the API does, in a fresh interpreter: nor pandas
+    (the validated columns go to onnxruntime as they are)."""
     churn_onnx_bundle.save(tmp_path)
     script = f"""
 import sys
@@ -92,8 +93,11 @@ from skylift.bundle import ModelBundle
 from skylift.scoring import Scorer
 d = Path({str(tmp_path)!r})
 bundle = ModelBundle.load_onnx((d / "model.onnx").read_bytes(), (d / "manifest.json").read_text())
-Scorer(bundle).warm()
-heavy = sorted(m for m in ("sklearn", "scipy", "joblib") if m in sys.modules)
+scorer = Scorer(bundle)
+scorer.warm()
+validation = scorer.schema.validate_records([scorer.schema.example_record()])
+assert len(scorer.score_records(validation)) == 1
+heavy = sorted(m for m in ("sklearn", "scipy", "joblib", "pandas") if m in sys.modules)
 print(",".join(heavy) or "none")
 """
     result = subprocess.run(
@@ -177,3 +181,23 @@ def test_retrain_of_an_onnx_deployment_does_not_promote_a_challenger_without_exp
     assert report.decision.reason.startswith("onnx export: model churn version 1 has no verified")
     assert [c["name"] for c in report.decision.checks if not c["passed"]] == ["onnx export"]
     assert [m.version for m in registry.list_versions()] == [1]
+
+
+def test_the_api_path_scores_the_columns_exactly_as_the_frame(churn_onnx_bundle, churn_frame):
+    """Columns (the API's, no pandas) and the DataFrame built from them (batch's shape) give the
+    same probabilities, missing values included, on the columnar and the pydantic path."""
+    import numpy as np
+
+    scorer = Scorer(churn_onnx_bundle)
+    schema = scorer.schema
+    records = json.loads(churn_frame.head(300)[schema.names].to_json(orient="records"))
+    records[0] = {**records[0], schema.names[0]: None}
+    for validation in (
+        schema.validate_records(records),
+        schema.validate_records_per_record(records),
+    ):
+        assert validation.ok and validation.columns is not None
+        by_columns = scorer.score_records(validation)
+        by_frame = scorer.score(validation.frame)
+        assert np.array_equal(by_columns.probabilities, by_frame.probabilities)
+        assert list(by_columns.predictions) == list(by_frame.predictions)

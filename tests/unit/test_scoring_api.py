@@ -520,11 +520,11 @@ def test_create_service_without_config_answers_503(monkeypatch, tmp_path):
 
 
 def test_internal_error_is_a_500_with_the_error_shape(service, monkeypatch):
-    def broken(features):
+    def broken(validation):
         raise RuntimeError("boom")
 
     scorer = service.holder.current()
-    monkeypatch.setattr(scorer, "score", broken)
+    monkeypatch.setattr(scorer, "score_records", broken)
     status, body, _ = call(service, predict_event({"records": [RECORD]}))
     assert (status, body["error"]["code"]) == (500, "internal_error")
     assert "boom" not in body["error"]["message"]  # no internals leak to callers
