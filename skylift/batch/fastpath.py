@@ -178,7 +178,7 @@ def validate_typed(schema: FeatureSchema, frame: pd.DataFrame) -> FrameValidatio
                     flag_counts[feature.name] = unseen
         if not feature.nullable and blank.any():
             return schema.validate_frame(frame)
-        clean[feature.name] = values
+        clean[feature.name] = column  # a Series: an object column stays object, not str
     return FrameValidation(
         valid=pd.DataFrame(clean, index=frame.index),
         rejected=pd.Series([], index=frame.index[:0], dtype=object),

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from skylift.batch import BatchJob
 from skylift.batch import fastpath as fastpath_module
-from skylift.batch.fastpath import TypedCsv, encode_csv
+from skylift.batch.fastpath import TypedCsv, encode_csv, validate_typed
 from skylift.batch.readers import read_chunks
 from skylift.bundle import ModelBundle
 from skylift.scoring import Scorer
@@ -292,6 +292,26 @@ def test_a_clean_chunk_is_typed_and_an_anomalous_one_is_not(scorer, clean_csv):
         lambda line: line.replace(",", ",,", 1),
     ]:
         assert typed.parse([*lines[1:5], change(lines[5]), *lines[6:]]) is None
+
+
+@pytest.mark.parametrize(
+    "problem", [None, ("support_calls", "2.5"), ("contract", ""), ("tenure_months", "")]
+)
+def test_typed_validation_is_validate_frame_on_the_strings(scorer, dirty_csv, problem):
+    lines = dirty_csv.splitlines(keepends=True)
+    columns = lines[0].strip().split(",")
+    if problem is not None:
+        cells = lines[3].rstrip("\n").split(",")
+        cells[columns.index(problem[0])] = problem[1]
+        lines[3] = ",".join(cells) + "\n"
+    typed = TypedCsv(scorer.schema, columns).parse(lines[1:])
+    assert typed is not None
+    strings = pd.read_csv(io.StringIO("".join(lines)), dtype=object, keep_default_na=False)
+    fast, exact = validate_typed(scorer.schema, typed), scorer.schema.validate_frame(strings)
+    pd.testing.assert_frame_equal(fast.valid, exact.valid)
+    pd.testing.assert_series_equal(fast.rejected, exact.rejected)
+    assert list(fast.flag_counts.items()) == list(exact.flag_counts.items())
+    assert len(exact.rejected) == (problem is not None)
 
 
 @given(
