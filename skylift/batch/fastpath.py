@@ -121,7 +121,6 @@ class TypedCsv:
         return bool((per_line == self._width - 1).all())
 
     def _numbers_certain(self, frame: pd.DataFrame, text: str) -> bool:
-        booleans_possible = any(hint in text for hint in _BOOLEAN_HINTS)
         for index in self._numeric:
             column = frame[index]
             if column.dtype != np.float64:
@@ -132,7 +131,7 @@ class TypedCsv:
                 return False
             if np.signbit(present[present == 0]).any():
                 return False
-            if booleans_possible and np.isin(present, (0.0, 1.0)).all():
+            if np.isin(present, (0.0, 1.0)).all() and any(h in text for h in _BOOLEAN_HINTS):
                 return False
         return all(
             frame[index].dtype == object for index in self._names if index not in self._numeric
@@ -191,30 +190,31 @@ def encode_csv(frame: pd.DataFrame, header: bool) -> bytes | None:
     from per-column strings; None when a column is not one this writes identically."""
     if not len(frame):
         return None
-    columns: list[list[str]] = []
+    columns: list[list[Any]] = []
+    formats: list[str] = []  # %r of a float is its repr, %s of an int or a str its str
     for name in frame.columns:
         values = frame[name].to_numpy()
+        items = values.tolist()
         if values.dtype == np.float64:
             if not np.isfinite(values).all():
                 return None  # to_csv writes NaN as ""
-            columns.append(list(map(repr, values.tolist())))
+            formats.append("%r")
         elif values.dtype.kind in "iu":
-            columns.append(list(map(str, values.tolist())))
+            formats.append("%s")
         elif values.dtype == object:
-            items = values.tolist()
             kinds = set(map(type, items))
             if kinds <= {str}:
                 joined = "".join(items)
                 if any(special in joined for special in _CSV_SPECIAL):
                     return None
-                columns.append(items)
-            elif kinds <= {int}:
-                columns.append(list(map(str, items)))
-            else:
+            elif not kinds <= {int}:
                 return None
+            formats.append("%s")
         else:
             return None
-    body = "\n".join(map(",".join, zip(*columns, strict=True))) + "\n"
+        columns.append(items)
+    row = ",".join(formats)
+    body = "\n".join(map(row.__mod__, zip(*columns, strict=True))) + "\n"
     if header:
         buffer = io.StringIO()
         frame.iloc[:0].to_csv(buffer, index=False, header=True, lineterminator="\n")
