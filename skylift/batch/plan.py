@@ -162,13 +162,14 @@ def _read_range(
     gzipped: bool = False,
     chunk_rows: int = 50_000,
     limits: Any = None,
+    schema: Any = None,
 ) -> tuple[list[str], Iterator[RawChunk]]:
     if byte_range.row_groups:
         columns, chunks = _row_group_chunks(stream, byte_range, chunk_rows)
         shift = byte_range.first_line - 1
     elif gzipped:  # a single whole-file range: no seeking inside a gzip stream
         columns, chunks = read_chunks(
-            stream, fmt, gzipped=True, chunk_rows=chunk_rows, limits=limits
+            stream, fmt, gzipped=True, chunk_rows=chunk_rows, limits=limits, schema=schema
         )
         shift = 0
     else:
@@ -179,6 +180,7 @@ def _read_range(
             start=byte_range.start,
             end=byte_range.end,
             limits=limits,
+            schema=schema,
         )
         # In a range, CSV numbers the (re-read) header 1 and JSON Lines its first line 1.
         shift = byte_range.first_line - (2 if fmt == "csv" else 1)

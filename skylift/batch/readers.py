@@ -19,7 +19,8 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal
+from itertools import islice
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
@@ -29,6 +30,10 @@ from skylift.batch.errors import (
     UnsupportedFormatError,
     corrupt_data_reason,
 )
+from skylift.batch.fastpath import TypedCsv
+
+if TYPE_CHECKING:
+    from skylift.schema import FeatureSchema
 
 __all__ = ["Format", "RawChunk", "ReadLimits", "detect_format", "read_chunks"]
 
@@ -45,6 +50,9 @@ class RawChunk:
     blank_lines: int = 0
     # How to show frame row i "as it came" (only rejected rows ever need it).
     show: Callable[[int], str] = field(default=lambda position: "", repr=False)
+    # Read by the fast path: features typed (float64 / object with NaN for blanks), every row
+    # a plain one-line record (skylift.batch.fastpath.validate_typed validates it).
+    typed: bool = False
 
     @property
     def rows(self) -> int:
@@ -80,6 +88,7 @@ def read_chunks(
     start: int = 0,
     end: int | None = None,
     limits: ReadLimits | None = None,
+    schema: FeatureSchema | None = None,
 ) -> tuple[list[str], Iterator[RawChunk]]:
     """(columns, chunks) of a file.
 
@@ -90,6 +99,9 @@ def read_chunks(
     start). A quoted CSV field spanning lines must not straddle a range boundary.
 
     ``limits`` bound the bytes read once decompressed and the time spent (CSV, JSON Lines).
+
+    With ``schema``, a CSV chunk of plain records is read by the fast path (typed columns,
+    skylift.batch.fastpath); any other chunk, and every chunk without it, by ``csv.reader``.
     """
     if fmt == "parquet":
         return _parquet_chunks(stream, chunk_rows)
@@ -109,7 +121,7 @@ def read_chunks(
         stream = io.BufferedReader(_Limited(stream, limits))
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     if fmt == "csv":
-        return _csv_chunks(text, chunk_rows)
+        return _csv_chunks(text, chunk_rows, schema)
     return [], _jsonl_iter(text, chunk_rows)
 
 
@@ -225,7 +237,9 @@ class _Prefixed(io.RawIOBase):
 # ---- CSV ---------------------------------------------------------------------------------------
 
 
-def _csv_chunks(text: io.TextIOWrapper, chunk_rows: int) -> tuple[list[str], Iterator[RawChunk]]:
+def _csv_chunks(
+    text: io.TextIOWrapper, chunk_rows: int, schema: FeatureSchema | None = None
+) -> tuple[list[str], Iterator[RawChunk]]:
     lines = _PhysicalLines(text)
     reader = csv.reader(lines)
     try:
@@ -240,7 +254,10 @@ def _csv_chunks(text: io.TextIOWrapper, chunk_rows: int) -> tuple[list[str], Ite
     if _has_bad_bytes("".join(header)):
         raise PermanentBatchError("the header row is not valid UTF-8")
     _check_unique(header)
-    return header, _csv_iter(lines, header, chunk_rows)
+    typed = TypedCsv(schema, header) if schema is not None else None
+    if typed is None or not typed.usable:
+        return header, _csv_iter(lines, header, chunk_rows)
+    return header, _typed_csv_iter(lines, header, chunk_rows, typed)
 
 
 class _PhysicalLines:
@@ -271,6 +288,15 @@ class _PhysicalLines:
         self._pushed.extend(reversed(lines))
         self.number -= len(lines)
 
+    def take(self, count: int) -> list[str]:
+        """The next ``count`` lines (fewer at the end) at once, outside any record."""
+        taken = self._pushed[: -count - 1 : -1]
+        del self._pushed[len(self._pushed) - len(taken) :]
+        if len(taken) < count:
+            taken += islice(self._text, count - len(taken))
+        self.number += len(taken)
+        return taken
+
 
 def _check_unique(columns: list[str]) -> None:
     """A repeated column name leaves no telling which value is the feature (or the id)."""
@@ -281,6 +307,39 @@ def _check_unique(columns: list[str]) -> None:
             f"the header repeats column{'s' if len(repeated) > 1 else ''} {names}: "
             "each column name may appear once"
         )
+
+
+def _typed_csv_iter(
+    lines: _PhysicalLines, header: list[str], chunk_rows: int, typed: TypedCsv
+) -> Iterator[RawChunk]:
+    """The chunks _csv_iter yields, each read by the fast path when its lines are plain
+    records: chunk boundaries fall where _csv_iter puts them (``chunk_rows`` lines, all of
+    them rows), so the chunks, and so the outputs and the manifest, are the same. Any other
+    chunk is read by _csv_iter from the same place."""
+    while True:
+        first = lines.number + 1
+        block = lines.take(chunk_rows)
+        if not block:
+            return
+        frame = typed.parse(block)
+        if frame is not None:
+            yield RawChunk(
+                frame=frame,
+                lines=list(range(first, first + len(block))),
+                show=_line_shower(block),
+                typed=True,
+            )
+            continue
+        lines.push_back(block)
+        chunk = next(_csv_iter(lines, header, chunk_rows), None)
+        if chunk is None:
+            return
+        yield chunk
+
+
+def _line_shower(block: list[str]) -> Callable[[int], str]:
+    """A plain record "as it came" is its line (csv would write its fields back the same)."""
+    return lambda position: block[position].removesuffix("\n")
 
 
 def _csv_iter(lines: _PhysicalLines, header: list[str], chunk_rows: int) -> Iterator[RawChunk]:

@@ -84,7 +84,8 @@ def open_version(s3: Any, version: ObjectVersion) -> io.BufferedReader:
     from aws_lambda_powertools.utilities.streaming import S3Object
 
     raw = S3Object(bucket=version.bucket, key=version.key, boto3_client=s3, IfMatch=version.etag)
-    return io.BufferedReader(GuardedSource(raw, version.uri))
+    # Reads of 1 MiB, not 8 KiB: fewer round trips through the guards and the HTTP stream.
+    return io.BufferedReader(GuardedSource(raw, version.uri), buffer_size=1024 * 1024)
 
 
 class GuardedSource(io.RawIOBase):
