@@ -34,6 +34,7 @@ __all__ = [
     "monitor",
     "numeric_drift",
     "psi",
+    "read_capture",
 ]
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,23 @@ def _table(data: bytes, key: str) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(data))
 
 
+def read_capture(
+    config: SkyliftConfig, s3: Any, since: datetime
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The API capture lines of objects written since ``since``, parsed; notes for bad lines."""
+    bucket = config.storage.bucket
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for item in _objects(s3, bucket, config.storage.capture_prefix, since):
+        for line in _read(s3, bucket, item["Key"]).decode("utf-8", "replace").splitlines():
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    notes.append(f"skipped a malformed capture line in {item['Key']}")
+    return rows, notes
+
+
 def load_window(
     config: SkyliftConfig, s3: Any, now: datetime
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
@@ -123,15 +141,10 @@ def load_window(
     feature_frames: list[pd.DataFrame] = []
     prediction_frames: list[pd.DataFrame] = []
 
-    captured = _objects(s3, bucket, config.storage.capture_prefix, since)
-    rows: list[dict[str, Any]] = []
-    for item in captured:
-        for line in _read(s3, bucket, item["Key"]).decode("utf-8", "replace").splitlines():
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    notes.append(f"skipped a malformed capture line in {item['Key']}")
+    rows, capture_notes = read_capture(config, s3, since)
+    notes += capture_notes
+    # a canary's lines are the candidate's: the champion's drift is about its own answers
+    rows = [r for r in rows if r.get("role", "champion") == "champion"]
     if rows:
         feature_frames.append(pd.DataFrame([r.get("features", {}) for r in rows]))
         prediction_frames.append(
