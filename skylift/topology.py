@@ -22,6 +22,8 @@ __all__ = [
     "DRIFT_DETAIL_TYPE",
     "DRIFT_SOURCE",
     "METRICS_NAMESPACE",
+    "ROLLOUT_DETAIL_TYPE",
+    "ROLLOUT_SOURCE",
     "SCORE_THREADING",
     "SERVICE_NAME",
     "FunctionSpec",
@@ -35,6 +37,8 @@ SERVICE_NAME = "skylift"
 METRICS_NAMESPACE = "Skylift"
 DRIFT_SOURCE = "skylift.monitor"
 DRIFT_DETAIL_TYPE = "Model Drift Detected"
+ROLLOUT_SOURCE = "skylift.rollout"
+ROLLOUT_DETAIL_TYPE = "Rollout Decision"
 CONFIG_FILE_IN_ASSET = "skylift.toml"  # at the code asset's root (/var/task in Lambda)
 # The score function scores a few records per request, one request at a time: a thread pool
 # buys nothing, and under CPU contention OpenMP's spin-waiting workers made p99 1.76 s for one
