@@ -456,6 +456,12 @@ class RolloutConfig(_Section):
         default=False, description="Promote a candidate that held for the window."
     )
     auto_abort: bool = Field(default=True, description="Abort a candidate that breaches.")
+    alarm_errors: int = Field(
+        default=5,
+        ge=1,
+        description="Canary errors in one minute that trip the stack's alarm, which aborts "
+        "the candidate at once (the schedule need not run).",
+    )
 
 
 class DeployConfig(_Section):

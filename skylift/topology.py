@@ -131,6 +131,10 @@ class Topology:
     fanout_state_machine: str = ""  # the batch fan-out's state machine (Distributed Map)
     fanout_max_concurrency: int = 100
     fanout_staging_prefix: str = FANOUT_STAGING_PREFIX
+    # VersionErrors of role=candidate in one minute that abort the candidate through the
+    # rollout function (an alarm -> EventBridge rule -> the monitor), without the schedule
+    candidate_alarm_errors: int = 5
+    rollout_function: str = "monitor"
 
 
 def describe(
@@ -213,7 +217,12 @@ def describe(
                 s.labels_prefix,
                 s.reports_prefix,
             ),
-            s3_write=(f"{s.reports_prefix}monitoring/",),
+            # the rollout decision moves the candidate alias (and, promoting, the champion's)
+            s3_write=(
+                f"{s.reports_prefix}monitoring/",
+                f"{s.reports_prefix}rollout/",
+                f"{model_prefix}aliases/",
+            ),
             events_put=True,
             kms_verify=signing,
         ),
@@ -243,6 +252,7 @@ def describe(
         predictions_prefix=s.predictions_prefix,
         quarantine_prefix=s.quarantine_prefix,
         retrain_on_drift=config.monitor.retrain_on_drift,
+        candidate_alarm_errors=config.rollout.alarm_errors,
         signing_key=config.signing_key,
         provision_signing_key=signing and config.registry.signing_key_id is None,
         tags={"skylift:model": name},
