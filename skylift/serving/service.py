@@ -354,8 +354,8 @@ class ScoringService:
             "loaded_at": status.loaded_at.isoformat() if status.loaded_at else None,
             "last_reload_error": status.reason or None,
         }
+        canary = self.candidates.canary() if self.candidates is not None else None
         if self.candidates is not None and (candidate := self.candidates.state) is not None:
-            canary = self.candidates.canary()
             body["candidate"] = {
                 "model_version": candidate.version,
                 "mode": candidate.mode,
