@@ -345,12 +345,14 @@ def rollout_figures(endpoint: str, config: Any, bundle: Any, records: list[dict[
     extra_mb = 0.0
     for mode in ("canary", "shadow"):
         start_candidate(registry, candidate, mode, percent=10 if mode == "canary" else None)
+        with_candidate = create_service(off, load=False)
+        with_candidate.holder.refresh()
+        assert with_candidate.candidates is not None
         before = _rss_mb()
-        with_candidate = create_service(off)
+        with_candidate.candidates.refresh()  # loads and warms the canary (not a shadow)
         if mode == "canary":
-            assert with_candidate.candidates is not None
             assert with_candidate.candidates.canary() is not None, "canary not loaded"
-            extra_mb = _rss_mb() - before  # the second service's champion + canary
+            extra_mb = _rss_mb() - before
         for count, rounds in ((1, 400), (100, 150)):
             event = predict_event(records[:count])
             on_ms, off_ms = interleaved(
@@ -528,8 +530,8 @@ def _report(
     if rollout_mb is not None:
         lines += [
             "",
-            f"Rollout: a second service with a 10% canary loaded added {rollout_mb:.1f} MB of "
-            "RSS (its champion and its canary; the candidate holder keeps one canary at most). "
+            f"Rollout: loading the 10% canary beside the champion added {rollout_mb:.1f} MB of "
+            "RSS (the candidate holder keeps one canary at most). "
             "Shadow candidates are never loaded by the score function. Cold start: 5 fresh "
             "processes each, alternating, medians.",
             "",

@@ -95,9 +95,9 @@ class ScoringService:
             namespace=namespace or observability.metrics_namespace(), service=self.service_name
         )
         self.metrics.set_default_dimensions(model=model_name)
-        self.version_metrics = EphemeralMetrics(
-            namespace=namespace or observability.metrics_namespace(), service=self.service_name
-        )
+        # One metrics object per role, its dimensions set once (role is a default dimension).
+        self._namespace = namespace or observability.metrics_namespace()
+        self._role_metrics: dict[str, EphemeralMetrics] = {}
         self._new_request_id = new_request_id or (lambda: str(uuid.uuid4()))
         self._request = _RequestState()
         self._openapi: str | None = None
@@ -440,8 +440,11 @@ class ScoringService:
     def _publish_version_metrics(self, part: VersionPart, status: int) -> None:
         """One EMF document per version that scored rows: per role (the candidate alarm
         watches role=candidate) and per role and version."""
-        metrics = self.version_metrics
-        metrics.set_default_dimensions(model=self.model_name, role=part.role)
+        metrics = self._role_metrics.get(part.role)
+        if metrics is None:
+            metrics = EphemeralMetrics(namespace=self._namespace, service=self.service_name)
+            metrics.set_default_dimensions(model=self.model_name, role=part.role)
+            self._role_metrics[part.role] = metrics
         metrics.add_metric(Metric.VERSION_REQUESTS, MetricUnit.Count, 1)
         metrics.add_metric(Metric.VERSION_RECORDS, MetricUnit.Count, len(part.rows))
         failed = bool(part.error) or status >= 500
