@@ -105,6 +105,10 @@ def test_rollout_commands(run, data_file):
     assert canary.exit_code == 0 and "canary answering 10% of the traffic" in canary.output
     listing = run("models", "list")
     assert "champion" in listing.output and "candidate (canary 10%)" in listing.output
+    monitored = run("monitor")
+    assert monitored.exit_code == 0, monitored.output
+    assert "rollout: candidate v2 (canary) vs champion v1: hold" in monitored.output
+    assert "min_requests" in monitored.output  # nothing captured: it waits
     shadow = run("models", "shadow", "3")
     assert shadow.exit_code == 0 and "version 3 in shadow" in shadow.output
     assert "candidate (shadow)" in run("models", "list").output
