@@ -34,6 +34,7 @@ __all__ = [
     "monitor",
     "numeric_drift",
     "psi",
+    "put_event",
     "read_capture",
 ]
 
@@ -384,13 +385,26 @@ def _prediction_psi(
     return result.psi
 
 
+def put_event(events: Any, source: str, detail_type: str, detail: dict[str, Any]) -> str | None:
+    """PutEvents one event on the default bus; the failure (error code or exception), None
+    when it went out. Never raises: a report's findings are stored whatever happens here."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    entry = {"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail)}
+    try:
+        reply = events.put_events(Entries=[entry])
+    except (BotoCoreError, ClientError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if reply.get("FailedEntryCount"):
+        return str(reply.get("Entries", [{}])[0].get("ErrorCode"))
+    return None
+
+
 def _publish_drift(
     config: SkyliftConfig, s3: Any, events: Any, report: MonitorReport, now: datetime
 ) -> None:
     """Publish the drift event. The report is stored first: a failed publish is logged and
     recorded in the stored report, never raised (the run's findings are not lost)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     detail = {
         "model": config.model.name,
         "model_version": report.model_version,
@@ -399,16 +413,7 @@ def _publish_drift(
         "threshold": report.threshold,
         "report_key": report.report_key,
     }
-    entry = {"Source": DRIFT_SOURCE, "DetailType": DRIFT_DETAIL_TYPE, "Detail": json.dumps(detail)}
-    try:
-        reply = events.put_events(Entries=[entry])
-        failed = (
-            reply.get("Entries", [{}])[0].get("ErrorCode")
-            if reply.get("FailedEntryCount")
-            else None
-        )
-    except (BotoCoreError, ClientError) as exc:
-        failed = f"{type(exc).__name__}: {exc}"
+    failed = put_event(events, DRIFT_SOURCE, DRIFT_DETAIL_TYPE, detail)
     if failed is None:
         report.drift_event_published = True
     else:

@@ -21,7 +21,6 @@ with a candidate stores a report under ``reports/rollout/`` and publishes an Eve
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,7 @@ import pandas as pd
 from pydantic import Field
 
 from skylift.config import SkyliftConfig
-from skylift.monitoring import load_labels, psi, read_capture
+from skylift.monitoring import load_labels, psi, put_event, read_capture
 from skylift.registry import ModelRegistry
 from skylift.registry_types import RegistryError
 from skylift.reports import _Report
@@ -404,8 +403,6 @@ def _publish(
     config: SkyliftConfig, s3: Any, events: Any, report: RolloutReport, now: datetime
 ) -> None:
     """The decision as an EventBridge event; a failed publish is noted in the stored report."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     detail = {
         "model": report.model,
         "decision": report.decision,
@@ -416,20 +413,7 @@ def _publish(
         "reasons": report.reasons,
         "report_key": report.report_key,
     }
-    entry = {
-        "Source": ROLLOUT_SOURCE,
-        "DetailType": ROLLOUT_DETAIL_TYPE,
-        "Detail": json.dumps(detail),
-    }
-    try:
-        reply = events.put_events(Entries=[entry])
-        failed = (
-            reply.get("Entries", [{}])[0].get("ErrorCode")
-            if reply.get("FailedEntryCount")
-            else None
-        )
-    except (BotoCoreError, ClientError) as exc:
-        failed = f"{type(exc).__name__}: {exc}"
+    failed = put_event(events, ROLLOUT_SOURCE, ROLLOUT_DETAIL_TYPE, detail)
     if failed is None:
         report.event_published = True
     else:
