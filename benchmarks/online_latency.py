@@ -22,7 +22,14 @@ compete with the measured process for the GIL, as on AWS.
 
 Run: ``python -m benchmarks.online_latency`` (appends to benchmarks/RESULTS.md; ``--no-write``
 only prints; ``--contention`` measures and prints only the contention figure;
-``--request-path`` measures only the two handler rows and prints them).
+``--request-path`` measures only the two handler rows and prints them; ``--rollout`` measures
+only the rollout rows below and appends them).
+
+Rollout rows (``--rollout``): the same handler with a 10% canary active (version 2 loaded
+beside the champion, routed per customer id) against no candidate, and with a shadow
+candidate against none, at 1 and 100 records; p50 and p99 ratios, target <= 1.05. Cold start
+with the canary loaded too (a fresh process loads both versions) against the same process
+without a candidate, and the extra resident memory of the loaded canary.
 """
 
 from __future__ import annotations
@@ -60,6 +67,11 @@ TARGETS = {
     "cold start": 1.2,
     "capture on/off": 1.1,
     "1 record, CPU contention": 0.5,
+    "canary on/off, 1 record": 1.05,
+    "canary on/off, 100 records": 1.05,
+    "shadow on/off, 1 record": 1.05,
+    "shadow on/off, 100 records": 1.05,
+    "cold start, canary loaded": 1.5,
 }
 # Figures judged on their p99 ratio (tail latency is the point), the rest on p50.
 P99_JUDGED = {"1 record, CPU contention"}
@@ -310,6 +322,73 @@ def cold_start(endpoint: str, bundle: Any, records: list[dict[str, Any]], runs: 
 # ---- main -------------------------------------------------------------------------------------
 
 
+def _rss_mb() -> float:
+    """Resident set size of this process (Linux /proc), in MB."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def rollout_figures(endpoint: str, config: Any, bundle: Any, records: list[dict[str, Any]]):
+    """Canary and shadow on vs off, cold start with the canary loaded, the canary's memory."""
+    import boto3
+
+    from skylift.registry import ModelRegistry
+    from skylift.rollout import abort_candidate, start_candidate
+    from skylift.serving import create_service
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    registry = ModelRegistry.from_config(config, s3_client=s3, endpoint_url=endpoint)
+    candidate = int(registry.register(bundle).version or 0)
+    off = config.model_copy(update={"api": config.api.model_copy(update={"capture_stream": None})})
+    plain = create_service(off)
+    figures = []
+    extra_mb = 0.0
+    for mode in ("canary", "shadow"):
+        start_candidate(registry, candidate, mode, percent=10 if mode == "canary" else None)
+        with_candidate = create_service(off, load=False)
+        with_candidate.holder.refresh()
+        assert with_candidate.candidates is not None
+        before = _rss_mb()
+        with_candidate.candidates.refresh()  # loads and warms the canary (not a shadow)
+        if mode == "canary":
+            assert with_candidate.candidates.canary() is not None, "canary not loaded"
+            extra_mb = _rss_mb() - before
+        for count, rounds in ((1, 400), (100, 150)):
+            event = predict_event(records[:count])
+            on_ms, off_ms = interleaved(
+                functools.partial(with_candidate.handle, event, None),
+                functools.partial(plain.handle, event, None),
+                rounds,
+            )
+            label = f"{mode} on/off, {count} record{'s' if count > 1 else ''}"
+            figures.append(_figure(label, f"{mode} on", on_ms, "no candidate", off_ms))
+        abort_candidate(registry)
+    # cold start: alternate runs with and without a canary (the alias moves between them)
+    with tempfile.TemporaryDirectory() as tmp:
+        event_file = Path(tmp) / "event.json"
+        event_file.write_text(json.dumps(predict_event(records[:1])))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SKYLIFT_"))}
+        env.update(
+            CREDENTIALS,
+            AWS_ENDPOINT_URL=endpoint,
+            SKYLIFT_CONFIG=str(EXAMPLE / "skylift.toml"),
+            POWERTOOLS_SERVICE_NAME="skylift",
+            POWERTOOLS_METRICS_NAMESPACE="Skylift",
+        )
+        code = HANDLER_CHILD.format(example=str(EXAMPLE), event=str(event_file))
+        time_process(code, env)
+        with_canary, alone = [], []
+        for _ in range(5):
+            start_candidate(registry, candidate, "canary", percent=10)
+            with_canary.append(time_process(code, env))
+            abort_candidate(registry)
+            alone.append(time_process(code, env))
+    figures.append(
+        _figure("cold start, canary loaded", "champion + canary", with_canary, "champion", alone)
+    )
+    return figures, extra_mb
+
+
 def main() -> int:
     sys.path.insert(0, str(EXAMPLE))
     os.environ.update(CREDENTIALS)
@@ -343,6 +422,15 @@ def main() -> int:
         on = config.model_copy(
             update={"api": config.api.model_copy(update={"capture_sample_rate": 1.0})}
         )
+        if "--rollout" in sys.argv:  # only the rollout rows
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                figures, extra_mb = rollout_figures(endpoint, off_config(config), bundle, records)
+            report = _report(figures, sent=0, failures=0, flushed=True, rollout_mb=extra_mb)
+            print(report)
+            if "--no-write" not in sys.argv:
+                with RESULTS.open("a") as handle:
+                    handle.write(report + "\n")
+            return 0
         if "--contention" in sys.argv:  # only that figure (quick)
             with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
                 one_ms, default_ms = contention(off, predict_event(records[:1]), rounds=150)
@@ -413,7 +501,18 @@ def _figure(
     return (label, f"{name} vs {baseline_name}", p50, p99, b50, b99, ratio)
 
 
-def _report(figures: list[tuple], *, sent: int, failures: int, flushed: bool) -> str:
+def off_config(config: Any) -> Any:
+    return config.model_copy(update={"api": config.api.model_copy(update={"capture_stream": None})})
+
+
+def _report(
+    figures: list[tuple],
+    *,
+    sent: int,
+    failures: int,
+    flushed: bool,
+    rollout_mb: float | None = None,
+) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"## online_latency ({stamp}, {platform.python_version()}, {os.cpu_count()} cpu)",
@@ -428,6 +527,16 @@ def _report(figures: list[tuple], *, sent: int, failures: int, flushed: bool) ->
             f"| {label} | {what} | {p50:.2f} | {p99:.2f} | {b50:.2f} | {b99:.2f} "
             f"| {p50 - b50:+.2f} | {ratio:.3f} | <= {target} | {'yes' if ratio <= target else 'NO'} |"
         )
+    if rollout_mb is not None:
+        lines += [
+            "",
+            f"Rollout: loading the 10% canary beside the champion added {rollout_mb:.1f} MB of "
+            "RSS (the candidate holder keeps one canary at most). "
+            "Shadow candidates are never loaded by the score function. Cold start: 5 fresh "
+            "processes each, alternating, medians.",
+            "",
+        ]
+        return "\n".join(lines)
     lines += [
         "",
         f"Capture: {sent} records delivered to Firehose (moto server), {failures} failed, "

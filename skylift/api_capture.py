@@ -7,6 +7,10 @@ Each scored record becomes one newline-terminated JSON object (the monitoring jo
      "request_id": "...", "id": "c-1" | null, "features": {...}, "prediction": 1,
      "probabilities": {"0": 0.2, "1": 0.8} | null}
 
+While a canary answers part of the traffic, each line also says which version answered it
+(``"role": "champion" | "candidate"``, ``model_version``, ``scoring_ms``); a canary failure adds
+lines with ``"error"`` and a null prediction for its rows (the champion's answers follow).
+
 Why a background thread: a Firehose call costs a network round trip, which must not be added to
 the caller's latency, and a Firehose outage must not fail scoring. The request path only
 serialises the lines and puts them on a bounded queue; a daemon thread gathers them for up to
@@ -93,8 +97,11 @@ def capture_lines(
     predictions: Sequence[Any],
     probabilities: Sequence[dict[str, float]] | None,
     captured_at: datetime | None = None,
+    rollout: Sequence[dict[str, Any]] | None = None,
 ) -> list[bytes]:
-    """One JSON line (bytes, newline-terminated) per scored record."""
+    """One JSON line (bytes, newline-terminated) per scored record. ``rollout`` (while a
+    canary is active) adds per record: the ``role`` and ``model_version`` that answered it,
+    that version's ``scoring_ms`` for the request, and the candidate's ``error`` if it failed."""
     stamp = (captured_at or datetime.now(UTC)).isoformat()
     lines: list[bytes] = []
     for row, prediction in enumerate(predictions):
@@ -108,6 +115,8 @@ def capture_lines(
             "prediction": prediction,
             "probabilities": probabilities[row] if probabilities is not None else None,
         }
+        if rollout is not None:
+            item.update(rollout[row])
         # allow_nan=False: a NaN can only come from a bug; better a failed capture than a
         # line the monitoring job cannot parse.
         lines.append(json.dumps(item, separators=(",", ":"), allow_nan=False).encode() + b"\n")

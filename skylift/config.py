@@ -35,6 +35,7 @@ from skylift.config_sections import (
     MonitorConfig,
     RegistryConfig,
     RetrainConfig,
+    RolloutConfig,
     StorageConfig,
 )
 from skylift.errors import SkyliftError
@@ -49,6 +50,7 @@ __all__ = [
     "MonitorConfig",
     "RegistryConfig",
     "RetrainConfig",
+    "RolloutConfig",
     "SkyliftConfig",
     "StorageConfig",
     "config_reference",
@@ -132,6 +134,7 @@ class SkyliftConfig(BaseSettings):
     batch: BatchConfig = Field(default_factory=BatchConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     # Per-column declarations ([features.<column>]) that override the inferred schema.
     features: dict[str, FeatureDeclaration] = Field(default_factory=dict)

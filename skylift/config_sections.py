@@ -26,6 +26,7 @@ __all__ = [
     "MonitorConfig",
     "RegistryConfig",
     "RetrainConfig",
+    "RolloutConfig",
     "StorageConfig",
 ]
 
@@ -380,6 +381,17 @@ class RetrainConfig(_Section):
         default_factory=dict,
         description="Metric -> tolerance: how much worse each guard may get (absolute).",
     )
+    promote_to: Literal["champion", "canary", "shadow"] = Field(
+        default="champion",
+        description="Where a challenger that passes the gate goes: straight to champion, or "
+        "to the candidate alias as a canary or a shadow (the monitor decides the rest).",
+    )
+    canary_percent: float = Field(
+        default=10.0,
+        gt=0,
+        lt=100,
+        description="With promote_to = 'canary': the share of traffic the challenger answers.",
+    )
     memory_mb: int = Field(default=3008, ge=128, le=10240, description="Retrain function memory.")
     timeout_seconds: int = Field(
         default=900, ge=10, le=900, description="Retrain function timeout."
@@ -406,6 +418,49 @@ class MonitorConfig(_Section):
     memory_mb: int = Field(default=1024, ge=128, le=10240, description="Monitor function memory.")
     timeout_seconds: int = Field(
         default=300, ge=10, le=900, description="Monitor function timeout."
+    )
+
+
+class RolloutConfig(_Section):
+    min_requests: int = Field(
+        default=200,
+        ge=1,
+        description="Captured candidate records needed before the monitor decides anything.",
+    )
+    hold_hours: float | None = Field(
+        default=None,
+        gt=0,
+        description="How long the candidate must hold before promotion (none = "
+        "[monitor].window_hours).",
+    )
+    max_error_rate_increase: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="How much higher the candidate's error rate may be (absolute).",
+    )
+    max_latency_ratio: float = Field(
+        default=1.5, gt=0, description="Candidate p99 scoring time / champion's, at most (canary)."
+    )
+    max_prediction_psi: float = Field(
+        default=0.2, gt=0, description="PSI of candidate vs champion predictions, at most."
+    )
+    metric: Literal["accuracy", "roc_auc", "rmse"] = Field(
+        default="accuracy",
+        description="Live metric compared when labels are present ('rmse' for regression).",
+    )
+    max_metric_drop: float = Field(
+        default=0.02, ge=0, description="How much worse the live metric may be (absolute)."
+    )
+    auto_promote: bool = Field(
+        default=False, description="Promote a candidate that held for the window."
+    )
+    auto_abort: bool = Field(default=True, description="Abort a candidate that breaches.")
+    alarm_errors: int = Field(
+        default=5,
+        ge=1,
+        description="Canary errors in one minute that trip the stack's alarm, which aborts "
+        "the candidate at once (the schedule need not run).",
     )
 
 

@@ -75,6 +75,11 @@ class ModelHolder:
         self._failures_lock = threading.Lock()
         self._lock = threading.Lock()
 
+    @property
+    def load_options(self) -> dict[str, Any]:
+        """How versions are loaded (runtime, version skew): a canary is loaded alike."""
+        return dict(self._load_options)
+
     @classmethod
     def unavailable(cls, reason: str) -> ModelHolder:
         """A holder that never has a model (config or registry could not be set up)."""

@@ -34,6 +34,8 @@ __all__ = [
     "monitor",
     "numeric_drift",
     "psi",
+    "put_event",
+    "read_capture",
 ]
 
 logger = logging.getLogger(__name__)
@@ -113,6 +115,23 @@ def _table(data: bytes, key: str) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(data))
 
 
+def read_capture(
+    config: SkyliftConfig, s3: Any, since: datetime
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The API capture lines of objects written since ``since``, parsed; notes for bad lines."""
+    bucket = config.storage.bucket
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for item in _objects(s3, bucket, config.storage.capture_prefix, since):
+        for line in _read(s3, bucket, item["Key"]).decode("utf-8", "replace").splitlines():
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    notes.append(f"skipped a malformed capture line in {item['Key']}")
+    return rows, notes
+
+
 def load_window(
     config: SkyliftConfig, s3: Any, now: datetime
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
@@ -123,15 +142,10 @@ def load_window(
     feature_frames: list[pd.DataFrame] = []
     prediction_frames: list[pd.DataFrame] = []
 
-    captured = _objects(s3, bucket, config.storage.capture_prefix, since)
-    rows: list[dict[str, Any]] = []
-    for item in captured:
-        for line in _read(s3, bucket, item["Key"]).decode("utf-8", "replace").splitlines():
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    notes.append(f"skipped a malformed capture line in {item['Key']}")
+    rows, capture_notes = read_capture(config, s3, since)
+    notes += capture_notes
+    # a canary's lines are the candidate's: the champion's drift is about its own answers
+    rows = [r for r in rows if r.get("role", "champion") == "champion"]
     if rows:
         feature_frames.append(pd.DataFrame([r.get("features", {}) for r in rows]))
         prediction_frames.append(
@@ -371,13 +385,26 @@ def _prediction_psi(
     return result.psi
 
 
+def put_event(events: Any, source: str, detail_type: str, detail: dict[str, Any]) -> str | None:
+    """PutEvents one event on the default bus; the failure (error code or exception), None
+    when it went out. Never raises: a report's findings are stored whatever happens here."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    entry = {"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail)}
+    try:
+        reply = events.put_events(Entries=[entry])
+    except (BotoCoreError, ClientError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if reply.get("FailedEntryCount"):
+        return str(reply.get("Entries", [{}])[0].get("ErrorCode"))
+    return None
+
+
 def _publish_drift(
     config: SkyliftConfig, s3: Any, events: Any, report: MonitorReport, now: datetime
 ) -> None:
     """Publish the drift event. The report is stored first: a failed publish is logged and
     recorded in the stored report, never raised (the run's findings are not lost)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     detail = {
         "model": config.model.name,
         "model_version": report.model_version,
@@ -386,16 +413,7 @@ def _publish_drift(
         "threshold": report.threshold,
         "report_key": report.report_key,
     }
-    entry = {"Source": DRIFT_SOURCE, "DetailType": DRIFT_DETAIL_TYPE, "Detail": json.dumps(detail)}
-    try:
-        reply = events.put_events(Entries=[entry])
-        failed = (
-            reply.get("Entries", [{}])[0].get("ErrorCode")
-            if reply.get("FailedEntryCount")
-            else None
-        )
-    except (BotoCoreError, ClientError) as exc:
-        failed = f"{type(exc).__name__}: {exc}"
+    failed = put_event(events, DRIFT_SOURCE, DRIFT_DETAIL_TYPE, detail)
     if failed is None:
         report.drift_event_published = True
     else:

@@ -42,6 +42,14 @@ class Metric:
     SERVER_ERRORS = "ServerErrors"
     MODEL_RELOAD_FAILURES = "ModelReloadFailures"
     CAPTURE_FAILURES = "CaptureFailures"
+    CANDIDATE_LOAD_FAILURES = "CandidateLoadFailures"
+    # score function, per version while a canary answers part of the traffic (dimension
+    # role = champion | candidate, and role + model_version)
+    VERSION_REQUESTS = "VersionRequests"
+    VERSION_RECORDS = "VersionRecords"
+    VERSION_ERRORS = "VersionErrors"
+    VERSION_LATENCY = "VersionLatency"
+    VERSION_PREDICTION_MEAN = "VersionPredictionMean"
     # batch function (per file)
     BATCH_ROWS_READ = "BatchRowsRead"
     BATCH_ROWS_SCORED = "BatchRowsScored"

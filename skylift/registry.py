@@ -66,7 +66,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_ALIAS = "champion"
-HISTORY_LIMIT = 100
 _MAX_CLAIM_ATTEMPTS = 50
 
 
@@ -331,26 +330,16 @@ class ModelRegistry:
             )
         if read.state is not None and current == version:
             return read.state  # already there: promoting is idempotent, history stays clean
-        now = datetime.now(UTC)
-        history: list[AliasRecord] = []
-        if read.state is not None:
-            history = [
-                AliasRecord(
-                    version=read.state.version,
-                    updated_at=read.state.updated_at,
-                    reason=read.state.reason,
-                    actor=read.state.actor,
-                ),
-                *read.state.history,
-            ][:HISTORY_LIMIT]
-        state = AliasState(
-            alias=alias,
-            version=version,
-            updated_at=now,
-            reason=reason,
-            actor=actor,
-            history=history,
-        )
+        if read.state is None:
+            state = AliasState(
+                alias=alias,
+                version=version,
+                updated_at=datetime.now(UTC),
+                reason=reason,
+                actor=actor,
+            )
+        else:
+            state = read.state.successor(version, reason=reason, actor=actor)
         self._write_alias(alias, state, read.etag)
         logger.info("%s/%s -> version %s (was %s)", self.name, alias, version, current)
         return state
@@ -380,22 +369,7 @@ class ModelRegistry:
         # The rolled-back-from entry moves into history; the restored entry leaves it.
         rest = list(read.state.history)
         rest.remove(previous)
-        state = AliasState(
-            alias=alias,
-            version=previous.version,
-            updated_at=datetime.now(UTC),
-            reason=reason,
-            actor=actor,
-            history=[
-                AliasRecord(
-                    version=read.state.version,
-                    updated_at=read.state.updated_at,
-                    reason=read.state.reason,
-                    actor=read.state.actor,
-                ),
-                *rest,
-            ][:HISTORY_LIMIT],
-        )
+        state = read.state.successor(previous.version, reason=reason, actor=actor, history=rest)
         self._write_alias(alias, state, read.etag)
         return state
 
@@ -413,6 +387,17 @@ class ModelRegistry:
         except ClientError as exc:
             raise self._translate(exc, prefix) from exc
         return found
+
+    def alias_with_etag(self, alias: str) -> tuple[AliasState | None, str | None]:
+        """The alias (None when it does not exist) and the ETag to make a write conditional
+        on (:meth:`replace_alias`)."""
+        read = self._read_alias(alias)
+        return read.state, read.etag
+
+    def replace_alias(self, state: AliasState, etag: str | None) -> None:
+        """Write ``state`` if the alias still has ``etag`` (None: if it does not exist yet);
+        ConcurrentUpdateError otherwise."""
+        self._write_alias(state.alias, state, etag)
 
     def _read_alias(self, alias: str) -> _AliasRead:
         key = self._alias_key(alias)

@@ -53,6 +53,7 @@ class ModelResult(BaseModel):
 class RetrainDecision(BaseModel):
     promote: bool  # what the gate said
     promoted: bool  # what happened (a lost race turns a promote into not promoted)
+    promoted_to: Literal["champion", "canary", "shadow"] | None = None  # [retrain].promote_to
     reason: str
     checks: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -97,6 +98,7 @@ class RetrainReport(_Report):
         return {
             "status": self.status,
             "promoted": self.decision.promoted,
+            "promoted_to": self.decision.promoted_to,
             "reason": self.decision.reason,
             "report_key": self.report_key,
         }

@@ -27,6 +27,7 @@ from skylift.gate import (
 )
 from skylift.registry import AliasNotFoundError, ConcurrentUpdateError, ModelRegistry
 from skylift.reports import HoldoutInfo, ModelResult, RetrainDecision, RetrainReport, RunLimits
+from skylift.rollout import start_candidate
 from skylift.training import (
     TrainingError,
     evaluate,
@@ -142,14 +143,27 @@ def retrain(
             decision = decide(challenger_metrics, champion_metrics, config.retrain, schema_check)
         decision = with_check(decision, servable(challenger.manifest, config.deploy.runtime))
         promoted = False
+        # [retrain].promote_to: a first model becomes champion; later ones may go to the
+        # candidate alias first, as a canary or a shadow, and the monitor decides the rest.
+        promoted_to = config.retrain.promote_to if champion is not None else "champion"
         if decision.promote:
             try:
-                registry.promote(
-                    version or 0,
-                    expected_current=champion.version if champion else None,
-                    reason=decision.reason,
-                    actor=f"retrain ({trigger})",
-                )
+                if promoted_to == "champion":
+                    registry.promote(
+                        version or 0,
+                        expected_current=champion.version if champion else None,
+                        reason=decision.reason,
+                        actor=f"retrain ({trigger})",
+                    )
+                else:
+                    start_candidate(
+                        registry,
+                        version or 0,
+                        promoted_to,
+                        percent=config.retrain.canary_percent,
+                        reason=decision.reason,
+                        actor=f"retrain ({trigger})",
+                    )
                 promoted = True
             except ConcurrentUpdateError as exc:
                 decision = GateDecision(
@@ -164,7 +178,9 @@ def retrain(
             report.champion = ModelResult(
                 version=champion.version, metrics=champion_metrics, rows=shared.rows
             )
-        report.decision = RetrainDecision(**decision.as_dict(), promoted=promoted)
+        report.decision = RetrainDecision(
+            **decision.as_dict(), promoted=promoted, promoted_to=promoted_to if promoted else None
+        )
         report.status = "succeeded"
         timings["total_seconds"] = time.perf_counter() - started
         report.timings = timings

@@ -23,6 +23,8 @@ __all__ = [
     "DRIFT_SOURCE",
     "LAYERS",
     "METRICS_NAMESPACE",
+    "ROLLOUT_DETAIL_TYPE",
+    "ROLLOUT_SOURCE",
     "SCORE_THREADING",
     "SERVICE_NAME",
     "FunctionSpec",
@@ -36,6 +38,8 @@ SERVICE_NAME = "skylift"
 METRICS_NAMESPACE = "Skylift"
 DRIFT_SOURCE = "skylift.monitor"
 DRIFT_DETAIL_TYPE = "Model Drift Detected"
+ROLLOUT_SOURCE = "skylift.rollout"
+ROLLOUT_DETAIL_TYPE = "Rollout Decision"
 CONFIG_FILE_IN_ASSET = "skylift.toml"  # at the code asset's root (/var/task in Lambda)
 # The score function scores a few records per request, one request at a time: a thread pool
 # buys nothing, and under CPU contention OpenMP's spin-waiting workers made p99 1.76 s for one
@@ -145,6 +149,10 @@ class Topology:
     fanout_state_machine: str = ""  # the batch fan-out's state machine (Distributed Map)
     fanout_max_concurrency: int = 100
     fanout_staging_prefix: str = FANOUT_STAGING_PREFIX
+    # VersionErrors of role=candidate in one minute that abort the candidate through the
+    # rollout function (an alarm -> EventBridge rule -> the monitor), without the schedule
+    candidate_alarm_errors: int = 5
+    rollout_function: str = "monitor"
 
     @property
     def layers(self) -> dict[str, tuple[str, ...]]:
@@ -243,7 +251,12 @@ def describe(
                 s.labels_prefix,
                 s.reports_prefix,
             ),
-            s3_write=(f"{s.reports_prefix}monitoring/",),
+            # the rollout decision moves the candidate alias (and, promoting, the champion's)
+            s3_write=(
+                f"{s.reports_prefix}monitoring/",
+                f"{s.reports_prefix}rollout/",
+                f"{model_prefix}aliases/",
+            ),
             events_put=True,
             kms_verify=signing,
         ),
@@ -273,6 +286,7 @@ def describe(
         predictions_prefix=s.predictions_prefix,
         quarantine_prefix=s.quarantine_prefix,
         retrain_on_drift=config.monitor.retrain_on_drift,
+        candidate_alarm_errors=config.rollout.alarm_errors,
         signing_key=config.signing_key,
         provision_signing_key=signing and config.registry.signing_key_id is None,
         tags={"skylift:model": name},

@@ -6,12 +6,15 @@ import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infrastructure.components.scheduling import TARGET_MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS
 from skylift.config import SkyliftConfig
 from skylift.observability import Metric
 from skylift.topology import METRICS_NAMESPACE, SERVICE_NAME, Topology
@@ -111,8 +114,42 @@ class Observability(Construct):
             1,
             "A monitoring run failed: drift and live accuracy went unchecked.",
         )
+        self.alarms["candidate-errors"] = make_alarm(
+            "CandidateErrors",
+            cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=Metric.VERSION_ERRORS,
+                dimensions_map={**dimensions, "role": "candidate"},
+                statistic="Sum",
+                period=cdk.Duration.minutes(1),
+            ),
+            topology.candidate_alarm_errors,
+            "The canary failed on requests (the champion answered them); the candidate is "
+            "aborted at once by the rollout function.",
+        )
         for alarm in self.alarms.values():
             alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        # The alarm's state change aborts the candidate without waiting for the schedule:
+        # EventBridge's rule matches this alarm going to ALARM and invokes the rollout
+        # function (asynchronously, the same failures queue as the schedules' targets).
+        self.candidate_abort_rule = events.Rule(
+            self,
+            "CandidateAbort",
+            event_pattern=events.EventPattern(
+                source=["aws.cloudwatch"],
+                detail_type=["CloudWatch Alarm State Change"],
+                resources=[self.alarms["candidate-errors"].alarm_arn],
+                detail={"state": {"value": ["ALARM"]}},
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    functions[topology.rollout_function],
+                    dead_letter_queue=invocation_failures,
+                    retry_attempts=TARGET_RETRY_ATTEMPTS,
+                    max_event_age=TARGET_MAX_EVENT_AGE,
+                )
+            ],
+        )
         self.dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=f"skylift-{topology.model_name}"
         )

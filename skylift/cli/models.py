@@ -1,4 +1,5 @@
-"""``skylift train`` and ``skylift models list|describe|verify|promote|rollback``."""
+"""``skylift train`` and ``skylift models list|describe|verify|promote|rollback`` and the
+rollout commands (``canary``, ``shadow``, ``promote-candidate``, ``abort-candidate``)."""
 
 from __future__ import annotations
 
@@ -54,12 +55,20 @@ def models() -> None:
 @pass_state
 def list_models(state: CliState) -> None:
     """List the registered versions, their metrics and aliases."""
+    from skylift.rollout import CANDIDATE_ALIAS, describe_candidate, read_rollout
+
     registry = state.registry()
     versions = registry.list_versions()
     aliases = registry.aliases()
+    rollout = read_rollout(registry)
     by_version: dict[int, list[str]] = {}
     for alias, version in aliases.items():
-        by_version.setdefault(version, []).append(alias)
+        if alias != CANDIDATE_ALIAS:  # a closed candidate (promoted, aborted) is history
+            by_version.setdefault(version, []).append(alias)
+    if rollout.candidate is not None:
+        by_version.setdefault(rollout.candidate.version, []).append(
+            describe_candidate(rollout.candidate)
+        )
     table = Table(title=f"{registry.name} ({registry.uri})")
     table.add_column("version", justify="right")
     table.add_column("created (UTC)")
@@ -181,6 +190,74 @@ def rollback(state: CliState, alias: str) -> None:
     before = registry.resolve(alias)
     result = registry.rollback(alias, actor="cli")
     console.print(f"{registry.name}/{alias}: {before} -> [bold]{result.version}[/] (rolled back)")
+
+
+@models.command()
+@click.argument("version")
+@click.option(
+    "--percent",
+    type=float,
+    required=True,
+    help="Share of the traffic the candidate answers, between 0 and 100 (exclusive).",
+)
+@click.option("--reason", default="manual canary")
+@pass_state
+def canary(state: CliState, version: str, percent: float, reason: str) -> None:
+    """Make VERSION the candidate, answering PERCENT % of the traffic (routed per id)."""
+    from skylift.rollout import start_candidate
+
+    registry = state.registry()
+    number = _version_or_alias(registry, version)
+    result = start_candidate(
+        registry, number, "canary", percent=percent, reason=reason, actor="cli"
+    )
+    console.print(
+        f"{registry.name}/candidate: version [bold]{result.version}[/] as a canary "
+        f"answering {percent:g}% of the traffic"
+    )
+
+
+@models.command()
+@click.argument("version")
+@click.option("--reason", default="manual shadow")
+@pass_state
+def shadow(state: CliState, version: str, reason: str) -> None:
+    """Make VERSION the candidate in shadow: scored on the champion's captured records by
+    the monitor, never answering a request."""
+    from skylift.rollout import start_candidate
+
+    registry = state.registry()
+    number = _version_or_alias(registry, version)
+    result = start_candidate(registry, number, "shadow", reason=reason, actor="cli")
+    console.print(f"{registry.name}/candidate: version [bold]{result.version}[/] in shadow")
+
+
+@models.command("promote-candidate")
+@click.option("--reason", default="manual promotion of the candidate")
+@pass_state
+def promote_candidate_command(state: CliState, reason: str) -> None:
+    """Make the candidate the champion and close the rollout."""
+    from skylift.rollout import promote_candidate
+
+    registry = state.registry()
+    before = registry.resolve()
+    result = promote_candidate(registry, reason=reason, actor="cli")
+    console.print(f"{registry.name}/champion: {before} -> [bold]{result.version}[/] (candidate)")
+
+
+@models.command("abort-candidate")
+@click.option("--reason", default="manual abort")
+@pass_state
+def abort_candidate_command(state: CliState, reason: str) -> None:
+    """Stop the candidate: every request goes to the champion again."""
+    from skylift.rollout import abort_candidate
+
+    registry = state.registry()
+    result = abort_candidate(registry, reason=reason, actor="cli")
+    console.print(
+        f"{registry.name}/candidate: version {result.version} aborted; "
+        f"champion {registry.resolve()} answers everything"
+    )
 
 
 def _version_or_alias(registry: ModelRegistry, text: str) -> int:

@@ -48,10 +48,13 @@ def retrain_command(state: CliState) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
 @pass_state
 def monitor_command(state: CliState, as_json: bool) -> None:
-    """Compare the window's inputs with the champion's baseline; live metrics from labels."""
+    """Compare the window's inputs with the champion's baseline; live metrics from labels;
+    decide about an active candidate (canary or shadow) by [rollout]."""
     from skylift.monitoring import monitor
+    from skylift.rollout_decision import decide_rollout
 
     report = monitor(state.config, state.client("s3"), state.client("events"))
+    rollout = decide_rollout(state.config, state.client("s3"), state.client("events"))
     if as_json:
         click.echo(report.model_dump_json(indent=2))
         return
@@ -78,6 +81,14 @@ def monitor_command(state: CliState, as_json: bool) -> None:
         console.print(f"live metrics on {live.rows} labelled rows: {shown}")
     for note in report.notes:
         console.print(f"note: {note}", markup=False)
+    if rollout is not None:
+        console.print(
+            f"rollout: candidate v{rollout.candidate.version} ({rollout.mode}) vs champion "
+            f"v{rollout.champion.version}: {rollout.decision}"
+            + (" (applied)" if rollout.applied else "")
+            + f"; {'; '.join(rollout.reasons)}",
+            markup=False,
+        )
     console.print(f"report: s3://{state.config.storage.bucket}/{report.report_key}")
 
 

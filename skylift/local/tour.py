@@ -85,6 +85,7 @@ class Tour:
             ("monitor drift + live accuracy", self.monitor),
             ("HTML report", self.html_report),
             ("drift detected -> retrain", self.drift_answered),
+            ("challenger as a canary -> decision", self.canary_rollout),
         ]
         for number, (name, step) in enumerate(steps, start=1):
             self.progress(f"[{number}/{len(steps)}] {name} ...")
@@ -250,6 +251,90 @@ class Tour:
             f"max PSI {monitoring.max_psi or 0:.2f} ({len(monitoring.drifted_features)} features "
             f"drifted) -> drift event -> retrain: challenger {verdict}: {report.decision.reason}"
         )
+
+    def canary_rollout(self) -> str:
+        """A challenger retrained on this month's data answers 30% of the customers (the score
+        function picks the candidate alias up without a redeploy); its answers are captured
+        tagged with its version, and the monitor's rollout decision promotes or aborts it."""
+        from skylift.registry import ModelRegistry
+        from skylift.rollout import start_candidate
+        from skylift.rollout_decision import decide_rollout
+        from skylift.training import train_and_register
+
+        registry = ModelRegistry.from_config(self.config, s3_client=self.s3)
+        key = f"{self.config.storage.training_prefix}{self.config.model.name}.csv"
+        challenger = train_and_register(
+            self.config, registry, f"s3://{self.bucket}/{key}", promote=False, actor="demo"
+        ).bundle.manifest.version
+        champion = registry.resolve()
+        start_candidate(registry, challenger or 0, "canary", percent=30, actor="demo")
+        self._wait_for_canary(timeout=self.config.api.model_refresh_seconds + 30)
+        frame = self.generate(300, seed=21, shift=1.0).drop(columns=[self.config.model.target])
+        records = json.loads(frame.to_json(orient="records"))
+        answered: dict[Any, int] = {}
+        for start in range(0, len(records), 50):
+            reply = self._post("/predict", {"records": records[start : start + 50]})
+            if reply.status_code != 200:
+                raise TourError(f"/predict answered {reply.status_code}: {reply.text[:300]}")
+            for prediction in reply.json()["predictions"]:
+                version = prediction.get("model_version")
+                answered[version] = answered.get(version, 0) + 1
+        on_canary = answered.get(challenger, 0)
+        self._wait_for_capture(challenger, timeout=60)
+        # the demo's policy: decide now (a deployment holds for [rollout].hold_hours)
+        policy = self.config.rollout.model_copy(
+            update={
+                "min_requests": min(50, max(on_canary, 1)),
+                "hold_hours": 1e-6,
+                "auto_promote": True,
+            }
+        )
+        config = self.config.model_copy(update={"rollout": policy})
+        report = decide_rollout(config, self.s3, registry=registry)
+        if report is None:
+            raise TourError("no active candidate to decide about")
+        self.facts["rollout"] = report
+        now = registry.resolve()
+        return (
+            f"challenger v{challenger} answered {on_canary} of {len(records)} customers "
+            f"(30% canary beside champion v{champion}) -> {report.decision}: "
+            f"{report.reasons[-1] if report.reasons else ''}; champion is v{now}"
+        )
+
+    def _wait_for_canary(self, timeout: float) -> None:
+        """Until the score function has loaded the canary (it re-checks the candidate alias
+        every [api].model_refresh_seconds), as its /health says."""
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            health = requests.get(
+                f"{self.stack.api_url.rstrip('/')}/health",
+                headers={"x-api-key": self.stack.api_key},
+                timeout=30,
+            ).json()
+            if (health.get("candidate") or {}).get("loaded"):
+                return
+            time.sleep(1.0)
+        raise TourError(f"the score function did not load the canary within {timeout:.0f} s")
+
+    def _wait_for_capture(self, version: int | None, timeout: float) -> None:
+        """Until some capture line of ``version`` (the canary's) has reached S3."""
+        deadline = time.monotonic() + timeout
+        prefix = self.config.storage.capture_prefix
+        while time.monotonic() < deadline:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            ):
+                for item in page.get("Contents", []):
+                    body = self.s3.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
+                    if (
+                        f'"model_version":{version}'.encode() in body
+                        and b'"role":"candidate"' in body
+                    ):
+                        return
+            time.sleep(0.5)
+        raise TourError(f"no capture of the canary (version {version}) within {timeout:.0f} s")
 
     # ---- helpers -------------------------------------------------------------------------------
 

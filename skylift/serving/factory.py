@@ -15,6 +15,7 @@ import boto3
 from botocore.config import Config
 
 from skylift.api_capture import CaptureSink, FirehoseCapture, NullCapture
+from skylift.candidate_holder import CandidateHolder
 from skylift.model_holder import ModelHolder
 from skylift.serving.service import ScoringService
 from skylift.snapstart import register_snapstart_hooks
@@ -111,12 +112,23 @@ def create_service(
             allow_version_skew=config.model.allow_version_skew,
             runtime=config.deploy.runtime,
         )
+        candidates: CandidateHolder | None = CandidateHolder(
+            registry,
+            config.api.model_refresh_seconds,
+            clock=clock,
+            load_options=holder.load_options,
+        )
     except Exception as exc:
         logger.error("scoring service cannot reach its registry: %s", exc)
         holder = ModelHolder.unavailable(f"registry error: {exc}")
+        candidates = None
     if load:
         holder.maybe_refresh()
-    service = build_service(config, holder, _capture_sink(config, firehose_client_factory))
+        if candidates is not None:
+            candidates.maybe_refresh()
+    service = build_service(
+        config, holder, _capture_sink(config, firehose_client_factory), candidates=candidates
+    )
     register_snapstart_hooks(service.before_snapshot, service.after_restore)
     return service
 

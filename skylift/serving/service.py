@@ -30,9 +30,11 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from skylift import observability
 from skylift.api_capture import CaptureSink, NullCapture, capture_lines
 from skylift.api_errors import ApiError, Detail, ErrorCode, bounded_details
+from skylift.candidate_holder import CandidateHolder
 from skylift.model_holder import ModelHolder
 from skylift.observability import Metric
 from skylift.scoring import Scorer
+from skylift.serving.canary import VersionPart, canary_mask, score_with_canary
 from skylift.serving.contracts import ErrorReply, PredictReply, PredictRequest
 from skylift.serving.error_mapping import (
     api_error_for,
@@ -65,6 +67,7 @@ class _RequestState:
     records_scored: int = 0
     model_version: int | None = None
     error_code: str | None = None
+    parts: list[VersionPart] | None = None  # per version, when a canary answered part of it
 
 
 class ScoringService:
@@ -77,12 +80,14 @@ class ScoringService:
         holder: ModelHolder,
         api: ApiConfig,
         capture: CaptureSink | None = None,
+        candidates: CandidateHolder | None = None,
         namespace: str | None = None,
         service_name: str | None = None,
         new_request_id: Callable[[], str] | None = None,
     ) -> None:
         self.model_name = model_name
         self.holder = holder
+        self.candidates = candidates  # None: no rollouts (the champion answers everything)
         self.api = api
         self.capture: CaptureSink = capture or NullCapture()
         self.service_name = service_name or observability.service_name()
@@ -90,6 +95,9 @@ class ScoringService:
             namespace=namespace or observability.metrics_namespace(), service=self.service_name
         )
         self.metrics.set_default_dimensions(model=model_name)
+        # One metrics object per role, its dimensions set once (role is a default dimension).
+        self._namespace = namespace or observability.metrics_namespace()
+        self._role_metrics: dict[str, EphemeralMetrics] = {}
         self._new_request_id = new_request_id or (lambda: str(uuid.uuid4()))
         self._request = _RequestState()
         self._openapi: str | None = None
@@ -138,12 +146,16 @@ class ScoringService:
         champion now, and send what capture holds, so every restored copy starts ready."""
         if self.holder.scorer is None:
             self.holder.refresh()
+        if self.candidates is not None:
+            self.candidates.refresh()
         self.flush()
 
     def after_restore(self) -> None:
         """Each restored copy may start hours after the snapshot, beside many others: check
         the champion alias now, open fresh connections, and stop sharing the RNG state."""
         self.holder.after_restore()
+        if self.candidates is not None:
+            self.candidates.refresh()
         self.capture.after_restore()
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -242,16 +254,31 @@ class ScoringService:
                 f"{scorer.name} version {scorer.version}; nothing was scored",
                 [Detail(p.record, p.field, p.problem) for p in validation.errors],
             )
-        with self._threads():
-            scores = scorer.score_records(validation)
         ids = validation.ids if scorer.schema.id_column else None
         if ids:
             _check_ids(ids, scorer.schema.id_column or "")
-        predictions = scores.to_records(ids)
+        canary = self.candidates.canary() if self.candidates is not None else None
+        version = scorer.version
+        if canary is None:
+            with self._threads():
+                scores = scorer.score_records(validation)
+            predictions = scores.to_records(ids)
+        else:
+            frame = validation.frame  # the canary's split needs rows (imports pandas)
+            assert frame is not None
+            mask = canary_mask(records, ids, canary.percent)
+            predictions, parts = score_with_canary(
+                scorer, canary.scorer, frame, records, ids, mask, self._threads
+            )
+            self._request.parts = parts
+            answered = {part.version for part in parts if not part.error}
+            # one version answered: it is the reply's version; both: the champion's, and each
+            # prediction names its own
+            version = answered.pop() if len(answered) == 1 else scorer.version
         self._request.records_scored = len(predictions)
         reply = {
             "model": scorer.name,
-            "model_version": scorer.version,
+            "model_version": version,
             "predictions": predictions,
             "warnings": bounded_details([flag.as_dict() for flag in validation.flags]),
         }
@@ -269,19 +296,37 @@ class ScoringService:
     ) -> None:
         try:
             names = scorer.schema.names
+            features = [{name: record.get(name) for name in names} for record in records]
+            parts = self._request.parts
             lines = capture_lines(
                 model=scorer.name,
                 model_version=scorer.version,
                 request_id=self._request_id(),
                 ids=ids,
-                features=[{name: record.get(name) for name in names} for record in records],
+                features=features,
                 predictions=[p["prediction"] for p in predictions],
                 probabilities=(
                     [p["probabilities"] for p in predictions]
                     if predictions and "probabilities" in predictions[0]
                     else None
                 ),
+                rollout=_rollout_tags(parts, len(records)) if parts else None,
             )
+            for part in parts or []:
+                if part.error:  # the canary's failed rows, for the monitor's error rate
+                    lines += capture_lines(
+                        model=scorer.name,
+                        model_version=part.version,
+                        request_id=self._request_id(),
+                        ids=[ids[r] for r in part.rows] if ids else None,
+                        features=[features[r] for r in part.rows],
+                        predictions=[None] * len(part.rows),
+                        probabilities=None,
+                        rollout=[
+                            {"role": part.role, "scoring_ms": part.scoring_ms, "error": part.error}
+                        ]
+                        * len(part.rows),
+                    )
             self.capture.submit(lines)
         except Exception:  # capture never fails the request
             logger.exception("capture failed")
@@ -302,7 +347,7 @@ class ScoringService:
                 f"no model loaded: {status.reason or 'not loaded yet'}",
             )
         self._request.model_version = status.version
-        body = {
+        body: dict[str, Any] = {
             "status": "ok",
             "model": self.model_name,
             "model_version": status.version,
@@ -310,6 +355,15 @@ class ScoringService:
             "loaded_at": status.loaded_at.isoformat() if status.loaded_at else None,
             "last_reload_error": status.reason or None,
         }
+        canary = self.candidates.canary() if self.candidates is not None else None
+        if self.candidates is not None and (candidate := self.candidates.state) is not None:
+            body["candidate"] = {
+                "model_version": candidate.version,
+                "mode": candidate.mode,
+                "percent": candidate.percent,
+                "loaded": canary is not None,
+                "last_load_error": self.candidates.last_error or None,
+            }
         return Response(200, _JSON, json.dumps(body))
 
     def describe_model(self) -> Response:
@@ -373,10 +427,54 @@ class ScoringService:
                 )
             if state.error_code is not None:
                 metrics.add_dimensions(service=self.service_name, error_code=state.error_code)
+            if self.candidates is not None:
+                failures = self.candidates.take_load_failures()
+                if failures:
+                    metrics.add_metric(Metric.CANDIDATE_LOAD_FAILURES, MetricUnit.Count, failures)
             metrics.flush_metrics()
+            for part in state.parts or []:
+                self._publish_version_metrics(part, status)
         except Exception:  # metrics never fail a request
             logger.exception("could not publish metrics")
             self.metrics.clear_metrics()
+
+    def _publish_version_metrics(self, part: VersionPart, status: int) -> None:
+        """One EMF document per version that scored rows: per role (the candidate alarm
+        watches role=candidate) and per role and version."""
+        metrics = self._role_metrics.get(part.role)
+        if metrics is None:
+            metrics = EphemeralMetrics(namespace=self._namespace, service=self.service_name)
+            metrics.set_default_dimensions(model=self.model_name, role=part.role)
+            self._role_metrics[part.role] = metrics
+        metrics.add_metric(Metric.VERSION_REQUESTS, MetricUnit.Count, 1)
+        metrics.add_metric(Metric.VERSION_RECORDS, MetricUnit.Count, len(part.rows))
+        failed = bool(part.error) or status >= 500
+        metrics.add_metric(Metric.VERSION_ERRORS, MetricUnit.Count, int(failed))
+        metrics.add_metric(
+            Metric.VERSION_LATENCY, MetricUnit.Milliseconds, round(part.scoring_ms, 3)
+        )
+        if part.prediction_mean is not None:
+            metrics.add_metric(
+                Metric.VERSION_PREDICTION_MEAN, MetricUnit.NoUnit, part.prediction_mean
+            )
+        metrics.add_dimensions(service=self.service_name, model_version=str(part.version))
+        metrics.flush_metrics()
+
+
+def _rollout_tags(parts: list[VersionPart], rows: int) -> list[dict[str, Any]]:
+    """Per row: the role and version that answered it and that version's scoring time."""
+    tags: list[dict[str, Any]] = [{} for _ in range(rows)]
+    for part in parts:
+        answered = (
+            [r for r in part.rows if not part.error] if part.role != "champion" else part.rows
+        )
+        for row in answered:
+            tags[row] = {
+                "role": part.role,
+                "model_version": part.version,
+                "scoring_ms": part.scoring_ms,
+            }
+    return tags
 
 
 MAX_ID_CHARS = 256

@@ -25,5 +25,7 @@ def test_demo_output_is_for_people(tmp_path):
     assert "Traceback" not in result.output and "Warning" not in result.output
     assert "score over HTTP API" in result.output and "HTTPS" not in result.output
     assert "drift event -> retrain: challenger" in result.output
+    assert "(30% canary beside champion v" in result.output
+    assert any(f"-> {d}:" in result.output for d in ("promote", "abort")), result.output
     log = (workdir / "functions.log").read_text()
     assert '"level"' in log and '"_aws"' in log  # the JSON logs and EMF metrics went here

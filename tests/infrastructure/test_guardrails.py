@@ -191,7 +191,7 @@ def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]
 
 def test_every_eventbridge_target_has_a_dlq_and_a_retry_policy(template_json):
     rules = _resources(template_json, "AWS::Events::Rule")
-    assert len(rules) == 3  # retrain and monitor schedules, drift -> retrain
+    assert len(rules) == 4  # retrain and monitor schedules, drift -> retrain, alarm -> abort
     queues = set()
     for rule in rules.values():
         for target in rule["Properties"]["Targets"]:

@@ -106,7 +106,11 @@ def test_schedules_capture_stream_and_drift_rule(template, template_json, churn_
     rules = resources(template_json, "AWS::Events::Rule")
     expressions = {r["Properties"].get("ScheduleExpression") for r in rules.values()}
     assert {churn_config.retrain.schedule, churn_config.monitor.schedule} <= expressions
-    drift = next(r for r in rules.values() if "EventPattern" in r["Properties"])
+    drift = next(
+        r
+        for r in rules.values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["skylift.monitor"]
+    )
     assert drift["Properties"]["EventPattern"] == {
         "source": ["skylift.monitor"],
         "detail-type": ["Model Drift Detected"],
@@ -125,7 +129,7 @@ def test_schedules_capture_stream_and_drift_rule(template, template_json, churn_
 
 def test_alarms_notify_a_topic_and_a_dashboard_exists(template, template_json):
     alarms = resources(template_json, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 7  # main's six and the batch fan-out's
+    assert len(alarms) == 8  # main's seven and the batch fan-out's
     names = {a["Properties"].get("MetricName") for a in alarms.values()}
     assert {
         "5XXError",
@@ -147,6 +151,43 @@ def test_alarms_notify_a_topic_and_a_dashboard_exists(template, template_json):
         "ApproximateNumberOfMessagesVisible",
     ):
         assert metric in dashboard
+
+
+def test_candidate_errors_alarm_aborts_through_the_monitor(template_json):
+    """The canary's errors (EMF VersionErrors, role=candidate) trip an alarm whose state
+    change EventBridge routes to the monitor function, which aborts the candidate."""
+    alarms = resources(template_json, "AWS::CloudWatch::Alarm")
+    logical_id, alarm = next(
+        (k, a) for k, a in alarms.items() if a["Properties"].get("MetricName") == "VersionErrors"
+    )
+    props = alarm["Properties"]
+    assert {"Name": "role", "Value": "candidate"} in props["Dimensions"]
+    assert (props["Statistic"], props["Period"], props["Threshold"]) == ("Sum", 60, 5)
+    rules = resources(template_json, "AWS::Events::Rule")
+    rule = next(
+        r
+        for r in rules.values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.cloudwatch"]
+    )
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["detail-type"] == ["CloudWatch Alarm State Change"]
+    assert pattern["detail"] == {"state": {"value": ["ALARM"]}}
+    assert pattern["resources"] == [{"Fn::GetAtt": [logical_id, "Arn"]}]
+    (target,) = rule["Properties"]["Targets"]
+    monitor = next(
+        k
+        for k, f in resources(template_json, "AWS::Lambda::Function").items()
+        if f["Properties"].get("Handler") == "functions.monitor.app.handler"
+    )
+    assert target["Arn"] == {"Fn::GetAtt": [monitor, "Arn"]}
+    assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 3
+    permissions = [
+        p["Properties"]
+        for p in resources(template_json, "AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "events.amazonaws.com"
+        and p["Properties"]["FunctionName"] == {"Fn::GetAtt": [monitor, "Arn"]}
+    ]
+    assert all("SourceArn" in p for p in permissions) and len(permissions) >= 2
 
 
 def _statements(template_json, function_prefix):
@@ -193,6 +234,18 @@ def _s3_objects(statements, action):
             ["/predictions/*", "/quarantine/*"],
         ),
         ("Retrain", ["/models/churn/*", "/training/*"], ["/models/churn/*", "/reports/retrain/*"]),
+        (
+            "Monitor",
+            [
+                "/capture/*",
+                "/incoming/*",
+                "/labels/*",
+                "/models/churn/*",
+                "/predictions/*",
+                "/reports/*",
+            ],
+            ["/models/churn/aliases/*", "/reports/monitoring/*", "/reports/rollout/*"],
+        ),
     ],
 )
 def test_each_function_gets_only_its_prefixes(template_json, function, reads, writes):

@@ -96,3 +96,42 @@ def test_models_verify_fails_the_attack_and_says_which_check(
     assert "failed" in _row(result.output, "signature")
     assert "passed" in _row(result.output, "sha256")  # the attacker fixed the hash up
     assert not marker.exists()  # verify never unpickles
+
+
+def test_rollout_commands(run, data_file):
+    for promote in ("--promote", "--no-promote", "--no-promote"):
+        assert run("train", "--data", data_file, promote).exit_code == 0
+    canary = run("models", "canary", "2", "--percent", "10")
+    assert canary.exit_code == 0 and "canary answering 10% of the traffic" in canary.output
+    listing = run("models", "list")
+    assert "champion" in listing.output and "candidate (canary 10%)" in listing.output
+    monitored = run("monitor")
+    assert monitored.exit_code == 0, monitored.output
+    assert "rollout: candidate v2 (canary) vs champion v1: hold" in monitored.output
+    assert "min_requests" in monitored.output  # nothing captured: it waits
+    shadow = run("models", "shadow", "3")
+    assert shadow.exit_code == 0 and "version 3 in shadow" in shadow.output
+    assert "candidate (shadow)" in run("models", "list").output
+    aborted = run("models", "abort-candidate")
+    assert aborted.exit_code == 0 and "version 3 aborted" in aborted.output
+    assert "candidate" not in run("models", "list").output
+    run("models", "canary", "2", "--percent", "25")
+    promoted = run("models", "promote-candidate")
+    assert promoted.exit_code == 0 and "1 -> 2" in promoted.output
+
+
+def test_rollout_mistakes_are_one_line_errors(run, data_file):
+    run("train", "--data", data_file, "--promote")
+    run("train", "--data", data_file)
+    for args, message in [
+        (("models", "canary", "2", "--percent", "0"), "between 0 and 100"),
+        (("models", "canary", "2", "--percent", "100"), "between 0 and 100"),
+        (("models", "canary", "9", "--percent", "10"), "no version 9"),
+        (("models", "shadow", "9"), "no version 9"),
+        (("models", "promote-candidate"), "no active candidate"),
+        (("models", "abort-candidate"), "no active candidate"),
+    ]:
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output

@@ -156,3 +156,27 @@ def test_champion_and_challenger_are_scored_on_the_same_rows(
         "champion: age: missing value for a required feature": holdout["excluded_rows"]
     }
     assert "gain +0.0000" in report.decision.reason
+
+
+@pytest.mark.parametrize(("promote_to", "percent"), [("canary", 25.0), ("shadow", None)])
+def test_a_passing_challenger_can_go_to_the_candidate_first(
+    s3, churn_config, with_training_data, registry, promote_to, percent
+):
+    from churn_model.data import generate_churn
+
+    from skylift.rollout import read_rollout
+
+    section = churn_config.retrain.model_copy(
+        update={"promote_to": promote_to, "canary_percent": 25.0}
+    )
+    config = churn_config.model_copy(update={"retrain": section})
+    first = retrain(config, s3)  # a first model has nothing to be compared with: champion
+    assert first.decision.promoted_to == "champion" and registry.resolve() == 1
+    with_training_data(generate_churn(3000, seed=4, shift=0.6))
+    report = retrain(config, s3)
+    assert report.decision.promoted and report.decision.promoted_to == promote_to
+    assert registry.resolve() == 1  # the champion stays until the rollout is decided
+    candidate = read_rollout(registry).candidate
+    assert candidate is not None and (candidate.version, candidate.mode) == (2, promote_to)
+    assert candidate.percent == percent
+    assert stored(s3, config, report)["decision"]["promoted_to"] == promote_to
