@@ -15,13 +15,15 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from skylift.rollout import routes_to_candidate, routing_key
 from skylift.scoring import Scorer, Scores
+
+if TYPE_CHECKING:
+    import pandas as pd  # the onnx API path never imports pandas (a canary's split does)
 
 __all__ = ["VersionPart", "canary_mask", "positive_mean", "score_with_canary"]
 
