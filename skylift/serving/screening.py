@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import zlib
 from typing import Any
 
 from skylift.api_errors import ApiError, Detail, ErrorCode, strict_json_loads
 
-__all__ = ["non_unicode_values", "normalize_media_type", "parse_envelope", "screen_body"]
+__all__ = [
+    "may_hold_surrogates",
+    "non_unicode_values",
+    "normalize_media_type",
+    "parse_envelope",
+    "screen_body",
+]
 
 _CONTENT_TYPE = "content-type"
 
@@ -210,6 +217,20 @@ def parse_envelope(text: str | bytes) -> Any:
             [Detail(None, "body", "expected one JSON object")],
         )
     return value
+
+
+# A JSON text can only carry a lone surrogate as an escape (\uD800-\uDFFF): valid UTF-8 cannot.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def may_hold_surrogates(body: str | None) -> bool:
+    """Whether the records parsed from ``body`` can hold a lone surrogate (else the per-field
+    scan of :func:`non_unicode_values` is skipped: it costs more than the rest of parsing)."""
+    if body is None:
+        return True
+    if body.isascii():
+        return _SURROGATE_ESCAPE.search(body) is not None
+    return not _is_unicode(body) or _SURROGATE_ESCAPE.search(body) is not None
 
 
 def non_unicode_values(records: list[Any]) -> list[Detail]:

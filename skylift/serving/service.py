@@ -44,6 +44,7 @@ from skylift.serving.error_mapping import (
 )
 from skylift.serving.payloads import HttpApiResolver, PayloadFormat, payload_format, proxy_reply
 from skylift.serving.screening import (
+    may_hold_surrogates,
     non_unicode_values,
     normalize_media_type,
     parse_envelope,
@@ -235,7 +236,8 @@ class ScoringService:
                 f"{len(records)} records, the limit is {self.api.max_records} per request "
                 "([api].max_records); split them over several requests",
             )
-        not_unicode = non_unicode_values(records)
+        body = self._current.current_event.body
+        not_unicode = non_unicode_values(records) if may_hold_surrogates(body) else []
         if not_unicode:
             raise ApiError(
                 ErrorCode.VALIDATION_ERROR,

@@ -654,10 +654,20 @@ def test_duplicate_keys_are_a_400_naming_the_key(service):
     assert "duplicate key 'age'" in payload["error"]["message"]
 
 
-def test_strings_that_are_not_unicode_are_a_400_naming_record_and_field(service):
+@pytest.mark.parametrize("encoding", ["text", "base64", "gzip"])
+def test_strings_that_are_not_unicode_are_a_400_naming_record_and_field(service, encoding):
     second = dict(RECORD, customer_id="C2")
-    body = json.dumps({"records": [RECORD, second]}).replace('"month-to-month"', '"\\ud800"', 2)
-    status, payload, _ = call(service, api_event(body=body))
+    body = json.dumps({"records": [RECORD, second]}).replace('"month-to-month"', '"\\uD800"', 2)
+    if encoding == "text":
+        event = api_event(body=body)
+    else:  # the surrogate check must read the decoded body, not what arrived
+        raw = body.encode() if encoding == "base64" else gzip.compress(body.encode())
+        event = api_event(body="")
+        event["body"], event["isBase64Encoded"] = base64.b64encode(raw).decode(), True
+        if encoding == "gzip":
+            event["headers"]["Content-Encoding"] = "gzip"
+            event["multiValueHeaders"]["Content-Encoding"] = ["gzip"]
+    status, payload, _ = call(service, event)
     assert status == 400, payload
     assert payload["error"]["code"] == "validation_error"
     assert [(d["record"], d["field"]) for d in payload["error"]["details"]] == [
