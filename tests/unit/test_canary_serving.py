@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from skylift.api_capture import NullCapture
 from skylift.candidate_holder import CandidateHolder
 from skylift.rollout import (
     abort_candidate,
@@ -22,8 +23,8 @@ from tests.helpers import RECORD, Clock, api_event, call, emf_lines, predict_eve
 REFRESH = 30.0
 
 
-class ListCapture:
-    """A capture sink that keeps the lines (every request sampled)."""
+class ListCapture(NullCapture):
+    """A capture sink that keeps the lines (every request sampled); the rest as NullCapture."""
 
     enabled = True
 
@@ -35,15 +36,6 @@ class ListCapture:
 
     def submit(self, lines) -> None:
         self.lines += [json.loads(line) for line in lines]
-
-    def take_failures(self) -> int:
-        return 0
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        return True
-
-    def after_restore(self) -> None:
-        return None
 
 
 @pytest.fixture
